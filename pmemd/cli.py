@@ -1,0 +1,168 @@
+"""``pmemd`` command line: argparse, and the only place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+from pathlib import Path
+
+from pmemd import __version__
+from pmemd.errors import ConfigError, MachineError, PmemdError
+from pmemd.facts import read_config, read_facts, read_memory_map
+from pmemd.machine import CONFIG_PATH, Machine
+from pmemd.memmap import MemmapParseError, memory_map_from_dmesg
+from pmemd.model import DEFAULT_ALIGNMENT, MIN_ALIGNMENT, PlanState
+from pmemd.plan import plan
+from pmemd.report import dump_json, memmap_document, plan_document, render_memmap_text, render_plan_text
+from pmemd.sizes import SizeError, format_bytes, parse_size
+
+log = logging.getLogger("pmemd")
+
+
+class Exit(IntEnum):
+    OK = 0  # valid / converged
+    FAILURE = 1  # the machine could not be read, a tool failed
+    USAGE = 2  # bad command line (argparse)
+    INVALID_CONFIG = 3
+    CHANGES_PENDING = 4  # the boot configuration must change
+    REBOOT_REQUIRED = 5  # the boot configuration is right, the running kernel is not
+    DEGRADED = 6
+
+
+PLAN_EXIT = {
+    PlanState.CONVERGED: Exit.OK,
+    PlanState.CHANGES_PENDING: Exit.CHANGES_PENDING,
+    PlanState.REBOOT_REQUIRED: Exit.REBOOT_REQUIRED,
+    PlanState.DEGRADED: Exit.DEGRADED,
+    PlanState.INVALID_CONFIG: Exit.INVALID_CONFIG,
+}
+
+
+def _machine(args: argparse.Namespace) -> Machine:
+    return Machine(Path(args.root))
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.config) if args.config is not None else None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    machine = _machine(args)
+    config = read_config(machine, _config_path(args))
+    try:
+        facts = read_facts(machine)
+    except MachineError as err:
+        print(f"{config.source.path}: the file is valid; machine checks skipped: {err}",
+              file=sys.stderr)
+        return Exit.OK
+    result = plan(config, facts)
+    if result.problems:
+        raise ConfigError(result.problems)
+    for warning in result.warnings:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    placed = ", ".join(f"{r.region.name} {format_bytes(r.range.size)} at 0x{r.range.start:x}"
+                       for r in result.regions)
+    print(f"{config.source.path}: valid ({len(result.regions)} regions"
+          f"{': ' + placed if placed else ''})")
+    return Exit.OK
+
+
+def cmd_memmap(args: argparse.Namespace) -> int:
+    if args.dmesg is not None:
+        source = "<stdin>" if args.dmesg == "-" else args.dmesg
+        try:
+            text = sys.stdin.read() if args.dmesg == "-" else Path(args.dmesg).read_text(
+                encoding="utf-8", errors="replace")
+        except OSError as err:
+            raise MachineError(f"{source}: {err.strerror}") from None
+        try:
+            memory = memory_map_from_dmesg(text, source)
+        except MemmapParseError as err:
+            where = f"{source}:{err.line}" if err.line else source
+            raise MachineError(f"{where}: {err}") from None
+    else:
+        memory = read_memory_map(_machine(args))
+    if args.json:
+        sys.stdout.write(dump_json(memmap_document(memory, args.alignment)))
+    else:
+        sys.stdout.write(render_memmap_text(memory, args.alignment))
+    return Exit.OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    machine = _machine(args)
+    config = read_config(machine, _config_path(args))
+    facts = read_facts(machine)
+    result = plan(config, facts)
+    if args.json:
+        sys.stdout.write(dump_json(plan_document(result)))
+    else:
+        where = "this machine" if machine.root == Path("/") else str(machine.root)
+        sys.stdout.write(render_plan_text(result, config, facts.kernel, where))
+    return PLAN_EXIT[result.state]
+
+
+def _alignment(text: str) -> int:
+    try:
+        value = parse_size(text)
+    except SizeError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if value < MIN_ALIGNMENT or value & (value - 1):
+        raise argparse.ArgumentTypeError("must be a power of two of at least 2M")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default="/", metavar="DIR",
+                        help="operate on the machine tree under DIR (default: /)")
+    common.add_argument("--config", metavar="FILE",
+                        help=f"config file (default: {CONFIG_PATH} under the root)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser = argparse.ArgumentParser(
+        prog="pmemd",
+        description="Emulated persistent memory (memmap=) as a declarative systemd service.",
+        epilog="Exit status: 0 valid/converged, 1 failure, 2 usage, 3 invalid config, "
+               "4 changes pending, 5 reboot required, 6 degraded.")
+    parser.add_argument("--version", action="version", version=f"pmemd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = sub.add_parser("validate", parents=[common],
+                              help="check the config (and that it fits this machine)")
+    validate.set_defaults(func=cmd_validate)
+
+    memmap = sub.add_parser("memmap", parents=[common],
+                            help="show the memory map and where pmem could go")
+    memmap.add_argument("--dmesg", metavar="FILE",
+                        help="read BIOS-e820/user lines from a saved dmesg ('-' for stdin)")
+    memmap.add_argument("--alignment", type=_alignment, default=DEFAULT_ALIGNMENT,
+                        metavar="SIZE", help="alignment of suggested ranges (default: 128M)")
+    memmap.add_argument("--json", action="store_true", help="print a JSON document")
+    memmap.set_defaults(func=cmd_memmap)
+
+    plan_cmd = sub.add_parser("plan", parents=[common],
+                              help="show what would change on the kernel command line, and why")
+    plan_cmd.add_argument("--json", action="store_true", help="print a JSON document")
+    plan_cmd.set_defaults(func=cmd_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return int(func(args))
+    except ConfigError as err:
+        print(err.render(), file=sys.stderr)
+        return Exit.INVALID_CONFIG
+    except PmemdError as err:
+        print(f"pmemd: {err}", file=sys.stderr)
+        return Exit.FAILURE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,193 @@
+"""(pure) Render plans and memory maps as readable text and as stable JSON documents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pmemd.memmap import aligned_parts, render_memmap_arg, subtract
+from pmemd.model import (
+    ChangeAction,
+    Config,
+    E820Entry,
+    Filesystem,
+    KernelInfo,
+    MemoryMap,
+    MemRange,
+    Plan,
+    PlanState,
+)
+from pmemd.sizes import format_bytes, render_size
+
+DOCUMENT_VERSION = 1
+
+STATE_TEXT = {
+    PlanState.CONVERGED: "converged: the command line already carries the configured regions",
+    PlanState.CHANGES_PENDING: "changes pending: the boot configuration must change, then reboot",
+    PlanState.REBOOT_REQUIRED: "reboot required: the boot configuration is ready, the running "
+                               "kernel predates it",
+    PlanState.DEGRADED: "degraded",
+    PlanState.INVALID_CONFIG: "invalid: the config cannot be applied to this machine",
+}
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = [indent + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+              for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def dump_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"
+
+
+def _range_json(rng: MemRange) -> dict[str, Any]:
+    return {"start": rng.start, "end": rng.last, "size": rng.size,
+            "start_hex": f"0x{rng.start:x}", "end_hex": f"0x{rng.last:x}"}
+
+
+def _entry_json(entry: E820Entry) -> dict[str, Any]:
+    return {**_range_json(entry.range), "type": entry.kind.value, "label": entry.label}
+
+
+# --- memory map ---------------------------------------------------------------------------
+
+
+def candidates(memory: MemoryMap, alignment: int) -> tuple[MemRange, ...]:
+    """Aligned usable ranges not already persistent on this boot, largest first."""
+    return aligned_parts(subtract(memory.usable, memory.persistent), alignment)
+
+
+def memmap_document(memory: MemoryMap, alignment: int) -> dict[str, Any]:
+    return {
+        "version": DOCUMENT_VERSION,
+        "firmware_source": memory.firmware_source,
+        "firmware": [_entry_json(e) for e in memory.firmware],
+        "edited_source": memory.edited_source,
+        "edited": None if memory.edited is None else [_entry_json(e) for e in memory.edited],
+        "usable_total": memory.usable_total,
+        "persistent": [_range_json(r) for r in memory.persistent],
+        "kernel_image": [_range_json(r) for r in memory.kernel_image],
+        "alignment": alignment,
+        "candidates": [{**_range_json(r), "memmap": render_memmap_arg(r)}
+                       for r in candidates(memory, alignment)],
+    }
+
+
+def _entry_rows(entries: Sequence[E820Entry]) -> list[list[str]]:
+    return [[f"0x{e.range.start:016x}", f"0x{e.range.last:016x}", format_bytes(e.range.size),
+             e.label] for e in entries]
+
+
+def render_memmap_text(memory: MemoryMap, alignment: int) -> str:
+    out = [f"Firmware memory map ({memory.firmware_source}):",
+           table(["START", "END", "SIZE", "TYPE"], _entry_rows(memory.firmware)),
+           "",
+           f"Usable RAM: {format_bytes(memory.usable_total)} in {len(memory.usable)} ranges"]
+    if memory.edited is None:
+        out.append("This boot's map: unknown (/proc/iomem addresses need root, or paste "
+                   "dmesg with --dmesg)")
+    else:
+        persistent = memory.persistent
+        listed = ", ".join(r.describe() for r in persistent) if persistent else "none"
+        out.append(f"Persistent memory on this boot ({memory.edited_source}): {listed}")
+    if memory.kernel_image:
+        span = MemRange(memory.kernel_image[0].start, max(r.end for r in memory.kernel_image))
+        out.append(f"Kernel image on this boot: {span.describe()}")
+    found = candidates(memory, alignment)
+    out += ["", f"Largest ranges that could hold pmem (aligned to {render_size(alignment)}):"]
+    if found:
+        rows = [[str(r), format_bytes(r.size), render_memmap_arg(r)] for r in found]
+        out.append(table(["RANGE", "SIZE", "MEMMAP"], rows))
+    else:
+        out.append("  none")
+    return "\n".join(out) + "\n"
+
+
+# --- plan ---------------------------------------------------------------------------------
+
+
+def _fs_json(fs: Filesystem | None) -> dict[str, Any] | None:
+    if fs is None:
+        return None
+    return {"type": fs.type.value, "mountpoint": fs.mountpoint, "options": list(fs.options),
+            "on_boot": fs.on_boot.value}
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    return {
+        "version": DOCUMENT_VERSION,
+        "state": plan.state.value,
+        "reboot_required": plan.reboot_required,
+        "regions": [{
+            "name": r.region.name,
+            **_range_json(r.range),
+            "placement": r.placement.value,
+            "memmap": r.argument,
+            "on_running_cmdline": r.on_running_cmdline,
+            "filesystem": _fs_json(r.region.filesystem),
+        } for r in plan.regions],
+        "desired": list(plan.desired_args),
+        "running": list(plan.running_args),
+        "changes": [{"action": c.action.value, "argument": c.argument, "reason": c.reason}
+                    for c in plan.changes],
+        "foreign": [{"argument": f.argument, "item": f.item.text, "kind": f.item.kind.value,
+                     "explanation": f.explanation} for f in plan.foreign],
+        "memory": {"usable_total": plan.memory_total, "left_for_system": plan.memory_left},
+        "warnings": [{"code": w.code, "region": w.region, "message": w.message}
+                     for w in plan.warnings],
+        "problems": [p.as_dict() for p in plan.problems],
+    }
+
+
+_MARK = {ChangeAction.ADD: "+", ChangeAction.REMOVE: "-", ChangeAction.KEEP: "="}
+
+
+def render_plan_text(plan: Plan, config: Config, kernel: KernelInfo, machine: str) -> str:
+    out = [f"Config:   {config.source.path} ({len(config.regions)} regions)",
+           f"Machine:  {machine}, {format_bytes(plan.memory_total)} usable RAM",
+           f"Kernel:   running {kernel.running_release or 'unknown'}; next boot "
+           f"{kernel.next_release or 'unknown'} ({kernel.next_release_reason})"]
+    if plan.regions:
+        rows = [[r.region.name, str(r.range), format_bytes(r.range.size), r.placement.value,
+                 r.argument, "yes" if r.on_running_cmdline else "no",
+                 _fs_text(r.region.filesystem)] for r in plan.regions]
+        out += ["", "Regions:", table(
+            ["NAME", "RANGE", "SIZE", "PLACED", "MEMMAP", "ACTIVE", "FILESYSTEM"], rows)]
+    else:
+        out += ["", "Regions: none configured"]
+    moving = [c for c in plan.changes if c.action is not ChangeAction.KEEP]
+    out += ["", "Kernel command line:"]
+    if not plan.changes:
+        out.append("  nothing to change")
+    width = max((len(c.argument) for c in plan.changes), default=0)
+    for change in plan.changes:
+        out.append(f"  {_MARK[change.action]} {change.argument.ljust(width)}  {change.reason}")
+    if plan.foreign:
+        out += ["", "Left alone (not written by pmemd):"]
+        out += [f"  {f.argument}: {f.explanation}" for f in plan.foreign]
+    if plan.regions:
+        out += ["", f"Memory left to the system: {format_bytes(plan.memory_left)} of "
+                    f"{format_bytes(plan.memory_total)} (minimum "
+                    f"{format_bytes(config.memory.min_system_ram)})"]
+    if plan.warnings:
+        out += ["", "Warnings:"]
+        out += [f"  ! {w.message}" for w in plan.warnings]
+    if plan.problems:
+        out += ["", "Problems:"]
+        out += ["  " + p.render().replace("\n", "\n  ") for p in plan.problems]
+    out += ["", f"State: {STATE_TEXT[plan.state]}"]
+    if moving and not plan.problems:
+        out.append(f"       {len(moving)} command-line change(s); a reboot makes them take effect")
+    return "\n".join(out) + "\n"
+
+
+def _fs_text(fs: Filesystem | None) -> str:
+    if fs is None:
+        return "-"
+    return f"{fs.type.value} {fs.mountpoint} ({fs.on_boot.value})"
