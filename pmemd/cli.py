@@ -16,7 +16,13 @@ from pmemd.machine import CONFIG_PATH, Machine
 from pmemd.memmap import MemmapParseError, memory_map_from_dmesg
 from pmemd.model import DEFAULT_ALIGNMENT, MIN_ALIGNMENT, PlanState
 from pmemd.plan import plan
-from pmemd.report import dump_json, memmap_document, plan_document, render_memmap_text, render_plan_text
+from pmemd.report import (
+    dump_json,
+    memmap_document,
+    plan_document,
+    render_memmap_text,
+    render_plan_text,
+)
 from pmemd.sizes import SizeError, format_bytes, parse_size
 
 log = logging.getLogger("pmemd")

@@ -19,7 +19,6 @@ from typing import TypeVar
 import yaml
 
 from pmemd.errors import ConfigError, Location, Problem
-from pmemd.memmap import render_size
 from pmemd.model import (
     MIN_ALIGNMENT,
     XFS_MIN_SIZE,
@@ -36,7 +35,7 @@ from pmemd.model import (
     RebootPolicy,
     Region,
 )
-from pmemd.sizes import SizeError, format_bytes, parse_size
+from pmemd.sizes import SizeError, format_bytes, parse_size, render_size
 
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 16
@@ -85,7 +84,8 @@ class _YamlProblem(Exception):
 
 
 def _mark(event: yaml.Event) -> tuple[int, int]:
-    return event.start_mark.line + 1, event.start_mark.column + 1
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
 
 def _build_tree(text: str) -> Node | None:
@@ -122,7 +122,8 @@ def _build_tree(text: str) -> Node | None:
             raise _YamlProblem("YAML aliases (*name) are not allowed in pmemd.yaml", line, column)
         if isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             if event.anchor is not None:
-                raise _YamlProblem("YAML anchors (&name) are not allowed in pmemd.yaml", line, column)
+                raise _YamlProblem("YAML anchors (&name) are not allowed in pmemd.yaml",
+                                   line, column)
             implicit = event.implicit[0] if isinstance(event, yaml.ScalarEvent) else event.implicit
             if event.tag is not None and not implicit:
                 raise _YamlProblem(f"YAML tags ({event.tag}) are not allowed in pmemd.yaml",
@@ -202,7 +203,8 @@ class _Reader:
                 continue
             if name not in allowed:
                 hint = difflib.get_close_matches(name, allowed, n=1)
-                known = f"did you mean {hint[0]!r}?" if hint else "known keys: " + ", ".join(allowed)
+                known = (f"did you mean {hint[0]!r}?" if hint
+                         else "known keys: " + ", ".join(allowed))
                 self.at(child, key_node, f"unknown key {name!r}; {known}")
                 continue
             entries[name] = value
@@ -306,7 +308,8 @@ def _read_version(reader: _Reader, root: Node, top: dict[str, Node]) -> int:
     if node is None:
         return SUPPORTED_VERSION
     if node.kind != "scalar" or not node.plain or not node.text.isdigit():
-        reader.at("version", node, f"expected the number {SUPPORTED_VERSION}, got {node.describe()}")
+        reader.at("version", node,
+                  f"expected the number {SUPPORTED_VERSION}, got {node.describe()}")
     elif int(node.text) != SUPPORTED_VERSION:
         reader.at("version", node, f"unsupported version {node.text}; this pmemd reads version "
                   f"{SUPPORTED_VERSION}")

@@ -16,7 +16,7 @@ from pmemd.memmap import (
     parse_iomem,
     parse_sysfs_memmap,
 )
-from pmemd.model import Cmdline, Config, KernelInfo, MachineFacts, MemoryMap
+from pmemd.model import Cmdline, Config, KernelInfo, MachineFacts, MemoryMap, MemRange
 
 
 def read_config(machine: Machine, path: Path | None = None) -> Config:
@@ -60,7 +60,7 @@ def read_memory_map(machine: Machine) -> MemoryMap:
     if not firmware:
         raise MachineError(f"{base}: empty firmware memory map")
     edited = None
-    image: tuple = ()
+    image: tuple[MemRange, ...] = ()
     try:
         iomem_text = machine.read_text(machine.iomem)
     except MachineError:

@@ -13,8 +13,8 @@ _CONFIG_UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 def parse_kernel_config(text: str) -> dict[str, str]:
     """``/boot/config-<release>`` → {option: value}; unset options map to ``"n"``."""
     options: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if match := _CONFIG_SET.match(line):
             options[match[1]] = match[2].strip('"')
         elif match := _CONFIG_UNSET.match(line):

@@ -242,8 +242,8 @@ _KERNEL_IMAGE_NAMES = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bs
 
 def iomem_to_map(nodes: Sequence[IomemNode]) -> tuple[tuple[E820Entry, ...], tuple[MemRange, ...]]:
     """Top-level e820 kinds of this boot's map, and where the kernel image sits."""
-    entries = []
-    image = []
+    entries: list[E820Entry] = []
+    image: list[MemRange] = []
     for node in nodes:
         kind = kind_from_label(node.name)
         if kind is not RangeKind.OTHER:
@@ -255,7 +255,9 @@ def iomem_to_map(nodes: Sequence[IomemNode]) -> tuple[tuple[E820Entry, ...], tup
 _DMESG_NEW = re.compile(
     r"\b(BIOS-e820|user): \[mem (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\] ([^\r\n]*?)\s*$"
 )
-_DMESG_OLD = re.compile(r"\b(BIOS-e820|user): ([0-9a-fA-F]{8,16}) - ([0-9a-fA-F]{8,16}) \(([^)]*)\)")
+_DMESG_OLD = re.compile(
+    r"\b(BIOS-e820|user): ([0-9a-fA-F]{8,16}) - ([0-9a-fA-F]{8,16}) \(([^)]*)\)"
+)
 
 
 @dataclass(frozen=True)

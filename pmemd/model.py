@@ -251,9 +251,8 @@ class Cmdline:
         return any(a.key == key and not a.after_dashdash for a in self.args)
 
     def values(self, key: str) -> tuple[str, ...]:
-        return tuple(
-            a.value for a in self.args if a.key == key and a.value is not None and not a.after_dashdash
-        )
+        return tuple(a.value for a in self.args
+                     if a.key == key and a.value is not None and not a.after_dashdash)
 
 
 # --- kernel -------------------------------------------------------------------------------

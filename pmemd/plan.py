@@ -17,15 +17,14 @@ from pmemd.kernel import (
 )
 from pmemd.memmap import (
     MemmapArg,
-    aligned_parts,
     align_down,
+    aligned_parts,
     explain_item,
     memmap_args,
     render_memmap_arg,
     subtract,
 )
 from pmemd.model import (
-    GiB,
     ChangeAction,
     Cmdline,
     CmdlineChange,
@@ -33,6 +32,7 @@ from pmemd.model import (
     E820Entry,
     Finding,
     ForeignMemmap,
+    GiB,
     KaslrPolicy,
     KernelInfo,
     MachineFacts,
@@ -115,7 +115,7 @@ def _largest_free_text(free: Sequence[MemRange], alignment: int) -> str:
 
 def _why_not_usable(rng: MemRange, memory: MemoryMap) -> str:
     gaps = subtract([rng], memory.usable)
-    reasons = []
+    reasons: list[str] = []
     for gap in gaps:
         blockers = [e for e in memory.firmware if e.range.overlaps(gap)]
         if blockers:
