@@ -212,10 +212,12 @@ class _Reader:
         return entries
 
     def require(self, key: str, parent: Node, entries: dict[str, Node], name: str) -> Node | None:
-        if name not in entries or entries[name].is_null:
-            child = f"{key}.{name}" if key else name
-            node = entries.get(name, parent)
-            self.at(child, node, f"missing required key {name!r}")
+        child = f"{key}.{name}" if key else name
+        if name not in entries:
+            self.at(child, parent, f"missing required key {name!r}")
+            return None
+        if entries[name].is_null:
+            self.at(child, entries[name], f"{name!r} needs a value")
             return None
         return entries[name]
 

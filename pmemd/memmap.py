@@ -104,7 +104,8 @@ def render_memmap_arg(target: MemRange) -> str:
     argument = f"{MEMMAP_KEY}={value}"
     items = parse_memmap_value(value)
     ok = (
-        len(items) == 1
+        target.size > 0
+        and len(items) == 1
         and items[0].kind is MemmapKind.PERSISTENT
         and items[0].clean
         and items[0].range == target

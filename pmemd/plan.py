@@ -114,18 +114,15 @@ def _largest_free_text(free: Sequence[MemRange], alignment: int) -> str:
 
 
 def _why_not_usable(rng: MemRange, memory: MemoryMap) -> str:
-    gaps = subtract([rng], memory.usable)
     reasons: list[str] = []
-    for gap in gaps:
-        blockers = [e for e in memory.firmware if e.range.overlaps(gap)]
-        if blockers:
-            reasons.extend(_describe_entry(e) for e in blockers)
-        else:
-            reasons.append(f"no memory at all at {gap}")
+    for gap in subtract([rng], memory.usable):
+        reasons.extend(_describe_entry(e) for e in memory.firmware if e.range.overlaps(gap))
+        reasons.extend(f"no memory at all at {hole}"
+                       for hole in subtract([gap], (e.range for e in memory.firmware)))
     end_of_ram = max((e.range.end for e in memory.firmware), default=0)
     text = "it overlaps " + "; ".join(dict.fromkeys(reasons))
     if rng.end > end_of_ram:
-        text += f" (the memory map ends at {MemRange(0, end_of_ram).last:#x})"
+        text += f" (the memory map ends at {end_of_ram - 1:#x})"
     return text
 
 
