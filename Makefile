@@ -12,7 +12,7 @@ demo:
 check: lint typecheck test
 
 lint:
-	$(PYTHON) -m ruff check pmemd tests bench
+	$(PYTHON) -m ruff check .
 
 typecheck:
 	$(PYTHON) -m mypy
