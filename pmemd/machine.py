@@ -8,6 +8,7 @@ on the target system and are also defined here, as plain strings.
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,23 @@ RUNTIME_DIR = "/run/pmemd"
 DEV_DIR = "/dev"
 PMEM_LINK_DIR = "/dev/disk/by-pmem-address"
 SYSTEMD_SYSTEM_DIR = "/usr/lib/systemd/system"
+PMEMD_BIN = "/usr/bin/pmemd"  # what generated units run
+KMSG_PATH = "/dev/kmsg"  # where a generator logs (it runs before the journal)
+# The output directories systemd passes to generators (normal, early, late).
+GENERATOR_DIRS = ("/run/systemd/generator", "/run/systemd/generator.early",
+                  "/run/systemd/generator.late")
+# Where a tool is looked for under the root (the order of a root shell's PATH).
+PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# Where kernel-install / systemd-boot keep $BOOT (loader/entries), in the order
+# kernel-install probes them.
+BOOT_ROOTS = ("/efi", "/boot", "/boot/efi")
+GRUB_DROPIN = "/etc/default/grub.d/pmemd.cfg"  # pmemd's own file on Debian/Ubuntu
+
+
+def pmem_link(start: int) -> str:
+    """The stable name udev gives a pmem block device (systemd/60-pmemd.rules): its
+    namespace's physical start address, as the kernel prints ``resource``."""
+    return f"{PMEM_LINK_DIR}/0x{start:x}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,14 @@ class Machine:
     def dev(self) -> Path:
         return self.path(DEV_DIR)
 
+    def dev_node(self, name: str) -> Path:
+        """``/dev/NAME`` (e.g. ``pmem0``) under the root."""
+        return self.path(f"{DEV_DIR}/{name}")
+
+    @property
+    def kmsg(self) -> Path:
+        return self.path(KMSG_PATH)
+
     # --- what pmemd writes ------------------------------------------------------------
 
     @property
@@ -93,6 +119,33 @@ class Machine:
     @property
     def runtime_dir(self) -> Path:
         return self.path(RUNTIME_DIR)
+
+    @property
+    def filesystems_made(self) -> Path:
+        """Per-boot records of the filesystems pmemd made (``/run`` is empty each boot)."""
+        return self.path(f"{RUNTIME_DIR}/filesystems")
+
+    @property
+    def state_file(self) -> Path:
+        """What pmemd put on the command line, and the boot-loop guard."""
+        return self.path(f"{STATE_DIR}/state.json")
+
+    @property
+    def converged_stamp(self) -> Path:
+        """The inputs of the last reconcile that found nothing to do (see pmemd.state)."""
+        return self.path(f"{STATE_DIR}/converged")
+
+    @property
+    def runtime_reboot_required(self) -> Path:
+        return self.path(f"{RUNTIME_DIR}/reboot-required")
+
+    @property
+    def runtime_degraded(self) -> Path:
+        return self.path(f"{RUNTIME_DIR}/degraded")
+
+    @property
+    def boot_id(self) -> Path:
+        return self.path("/proc/sys/kernel/random/boot_id")
 
     @property
     def reboot_required(self) -> Path:
@@ -119,6 +172,60 @@ class Machine:
     @property
     def etc_kernel_cmdline(self) -> Path:
         return self.path("/etc/kernel/cmdline")
+
+    @property
+    def grub_dropin(self) -> Path:
+        return self.path(GRUB_DROPIN)
+
+    @property
+    def grub_cfg(self) -> Path:
+        """Debian/Ubuntu's generated GRUB config (what ``update-grub`` writes)."""
+        return self.path("/boot/grub/grub.cfg")
+
+    @property
+    def grub_env(self) -> Path:
+        return self.path("/boot/grub/grubenv")
+
+    @property
+    def grub2_cfg(self) -> Path:
+        """Fedora/RHEL/SUSE's GRUB config (BIOS, and the target of an EFI stub)."""
+        return self.path("/boot/grub2/grub.cfg")
+
+    @property
+    def grub2_env(self) -> Path:
+        return self.path("/boot/grub2/grubenv")
+
+    @property
+    def efi_vendor_dir(self) -> Path:
+        """``/boot/efi/EFI``: one directory per OS vendor (fedora, redhat, centos, opensuse)."""
+        return self.path("/boot/efi/EFI")
+
+    @property
+    def sys_firmware_efi(self) -> Path:
+        """Present when the running system was booted through UEFI."""
+        return self.path("/sys/firmware/efi")
+
+    @property
+    def usr_lib_kernel_cmdline(self) -> Path:
+        return self.path("/usr/lib/kernel/cmdline")
+
+    @property
+    def kernel_install_conf(self) -> Path:
+        return self.path("/etc/kernel/install.conf")
+
+    @property
+    def boot_roots(self) -> tuple[tuple[str, Path], ...]:
+        """kernel-install's candidates for $BOOT: (absolute path, path under the root)."""
+        return tuple((p, self.path(p)) for p in BOOT_ROOTS)
+
+    def program(self, name: str) -> str | None:
+        """The absolute path (on the target) of an executable ``name``, or ``None``."""
+        for directory in PROGRAM_DIRS:
+            candidate = f"{directory}/{name}"
+            found = self.path(candidate)
+            if found.is_file() and os.access(found, os.X_OK):
+                return candidate
+        return None
 
     @property
     def os_release(self) -> Path:

@@ -267,6 +267,78 @@ class KernelInfo:
     next_config_path: str | None
 
 
+# --- pmem devices -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NdRegion:
+    """A libnvdimm region (``/sys/bus/nd/devices/regionN``): one per memmap=nn!ss range."""
+
+    name: str  # region0
+    range: MemRange | None  # None when ``resource`` is unreadable (it is root-only)
+    namespaces: tuple[str, ...] = ()  # namespace0.0 ...
+    unbound: tuple[str, ...] = ()  # namespaces with data but no driver bound (no block device)
+
+
+@dataclass(frozen=True)
+class PmemDevice:
+    """A pmem block device (``/sys/block/pmemN``) and the physical range behind it."""
+
+    name: str  # pmem0: the kernel's probe order, never an identity
+    namespace: str  # namespace0.0
+    region: str | None  # region0
+    range: MemRange | None  # namespace resource + size; None when unreadable (not root)
+    size: int  # block device capacity in bytes (sectors x 512)
+    dev: str  # "259:0"
+    dax: bool | None  # queue/dax
+    mode: str | None = None  # namespace mode: memory (fsdax), raw, safe (btt), dax
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of ``/proc/self/mountinfo``."""
+
+    dev: str  # major:minor of the mounted device
+    mountpoint: str
+    fstype: str
+    source: str
+    options: tuple[str, ...]  # per-mount options
+    super_options: tuple[str, ...]  # per-superblock options (where dax=always shows)
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """Everything pmemd reads about pmem devices and mounts on this boot."""
+
+    bus: bool  # /sys/bus/nd exists (libnvdimm loaded)
+    regions: tuple[NdRegion, ...] = ()
+    devices: tuple[PmemDevice, ...] = ()
+    mounts: tuple[MountEntry, ...] = ()
+    addresses_readable: bool = True  # False: resource files are root-only
+
+
+class DeviceState(StrEnum):
+    READY = "ready"  # device present (and, with a filesystem, mounted with DAX)
+    MISSING = "missing"  # no device at the region's address
+    MISMATCH = "mismatch"  # a device at the region's address, but of another size
+    NOT_DAX = "not-dax"  # the device or its mount is not DAX
+    NOT_MOUNTED = "not-mounted"  # device ready, filesystem not mounted at its mountpoint
+    UNKNOWN = "unknown"  # addresses unreadable (not root)
+
+
+@dataclass(frozen=True)
+class RegionDevice:
+    """How a configured region looks on this boot: its device (matched by address) and why
+    it is not ready."""
+
+    region: str
+    range: MemRange
+    state: DeviceState
+    reason: str
+    device: PmemDevice | None = None
+    mount: MountEntry | None = None
+
+
 @dataclass(frozen=True)
 class MachineFacts:
     """What the pure planner needs to know about a machine."""
@@ -275,6 +347,7 @@ class MachineFacts:
     cmdline: Cmdline
     kernel: KernelInfo
     mem_total: int | None  # MemTotal from meminfo, for messages
+    devices: DeviceFacts | None = None  # None: not read (device checks skipped)
 
 
 # --- plan ---------------------------------------------------------------------------------
@@ -346,3 +419,5 @@ class Plan:
     reboot_required: bool
     memory_total: int  # usable RAM in the firmware map
     memory_left: int  # what the regions leave to the system
+    devices: tuple[RegionDevice, ...] = ()  # per region, when the devices were read
+    unmatched_devices: tuple[PmemDevice, ...] = ()  # pmem devices at no configured address
