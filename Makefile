@@ -19,3 +19,23 @@ typecheck:
 
 test:
 	$(PYTHON) -m pytest
+
+# Packaging (packaging/, docs/man/): man pages rendered from docs/man/*.rst, the .deb (with
+# lintian) and the .rpm, all under build/. The tests in tests/packaging/ run these too.
+RST2MAN ?= rst2man
+MAN_PAGES := $(patsubst docs/man/%.rst,build/man/%,$(wildcard docs/man/*.rst))
+
+.PHONY: man deb rpm
+
+man: $(MAN_PAGES)
+
+build/man/%: docs/man/%.rst
+	@mkdir -p build/man
+	$(RST2MAN) --strict $< $@
+
+deb:
+	packaging/build-deb
+	lintian --fail-on error,warning --info build/deb/*.changes
+
+rpm:
+	packaging/build-rpm
