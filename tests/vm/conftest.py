@@ -1,0 +1,88 @@
+"""Fixtures for the end-to-end tests: the cached image, guests booted from it, timings.
+
+Artifacts (each guest's serial console, its share with every step's script and output,
+``timings.json``) go to ``tests/vm/artifacts/<test>/``. If qemu or the image build cannot
+run here, the tests fail and say what is missing; they are never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.vm.image import Image, ImageError, ensure_base
+from tests.vm.qemu import Guest
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+# (test, what, seconds) for the summary at the end of the run
+_TIMINGS: list[tuple[str, str, float]] = []
+
+
+@pytest.fixture(scope="session")
+def vm_image() -> Image:
+    """The base image (packages, GRUB, step runner), built once and cached."""
+    started = time.monotonic()
+    try:
+        image = ensure_base()
+    except ImageError as err:
+        pytest.fail(f"the end-to-end test image cannot be built: {err}", pytrace=False)
+    if image.build_seconds is None:
+        _TIMINGS.append(("session", f"image from the cache {image.path.name}",
+                         time.monotonic() - started))
+    else:
+        _TIMINGS.append(("session", "image build", image.build_seconds))
+    return image
+
+
+@pytest.fixture
+def vm_artifacts(request: pytest.FixtureRequest) -> Path:
+    """This test's artifact directory, emptied."""
+    directory = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    return directory
+
+
+@pytest.fixture
+def vm_timing(request: pytest.FixtureRequest, vm_artifacts: Path) -> Callable[[str, float], None]:
+    """Record a measured duration: printed at the end of the run and kept in timings.json."""
+    measured: dict[str, float] = {}
+
+    def record(what: str, seconds: float) -> None:
+        measured[what] = round(seconds, 1)
+        _TIMINGS.append((request.node.name, what, seconds))
+        (vm_artifacts / "timings.json").write_text(json.dumps(measured, indent=2) + "\n")
+
+    return record
+
+
+@pytest.fixture
+def boot_guest(vm_artifacts: Path) -> Iterator[Callable[..., Guest]]:
+    """Start guests (``boot_guest(image_path, **Guest options)``); all stopped at the end."""
+    guests: list[Guest] = []
+
+    def boot(image: Path, **options: Any) -> Guest:
+        guest = Guest(image, vm_artifacts / f"guest{len(guests) + 1}", **options)
+        guests.append(guest)
+        return guest.start()
+
+    yield boot
+    for guest in guests:
+        guest.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _TIMINGS:
+        return
+    terminalreporter.section("end-to-end timings (tests/vm)")
+    for test, what, seconds in _TIMINGS:
+        terminalreporter.write_line(f"{seconds:7.1f} s  {what}  [{test}]")
