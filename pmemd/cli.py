@@ -111,6 +111,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return PLAN_EXIT[result.state]
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pmemd.service import serve  # imported here: only the daemon needs dbus-next
+
+    if not args.verbose:  # a daemon says what it changes and refuses (the journal keeps it)
+        logging.getLogger().setLevel(logging.INFO)
+    return serve(_machine(args), _config_path(args), args.bus_address, args.idle_timeout)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError("must be 0 (never) or a positive number of seconds")
+    return value
+
+
 def _alignment(text: str) -> int:
     try:
         value = parse_size(text)
@@ -153,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
                               help="show what would change on the kernel command line, and why")
     plan_cmd.add_argument("--json", action="store_true", help="print a JSON document")
     plan_cmd.set_defaults(func=cmd_plan)
+
+    serve = sub.add_parser("serve", parents=[common],
+                           help="run the D-Bus service io.pmemd1 (pmemd.service runs this)")
+    serve.add_argument("--idle-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                       help="exit after SECONDS without a call; bus activation starts it "
+                            "again (default: 60; 0: never)")
+    serve.add_argument("--bus-address", metavar="ADDRESS",
+                       help="D-Bus address to serve on (default: the system bus, or "
+                            "$DBUS_SYSTEM_BUS_ADDRESS)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
