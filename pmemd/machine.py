@@ -228,6 +228,11 @@ class Machine:
         return None
 
     @property
+    def initrd_release(self) -> Path:
+        """Exists only inside an initrd (systemd's own test for "in the initrd")."""
+        return self.path("/etc/initrd-release")
+
+    @property
     def os_release(self) -> Path:
         etc = self.path("/etc/os-release")
         return etc if etc.exists() else self.path("/usr/lib/os-release")
