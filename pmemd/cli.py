@@ -102,13 +102,51 @@ def cmd_plan(args: argparse.Namespace) -> int:
     machine = _machine(args)
     config = read_config(machine, _config_path(args))
     facts = read_facts(machine)
-    result = plan(config, facts)
+    from pmemd.reconcile import plan_boot, read_boot_view
+    from pmemd.report import boot_document, render_boot_lines
+
+    boot = read_boot_view(machine, config)  # judge against the bootloader's next boot
+    result = plan_boot(config, facts, boot.owned, boot.target)
     if args.json:
-        sys.stdout.write(dump_json(plan_document(result)))
+        sys.stdout.write(dump_json({**plan_document(result), "bootloader": boot_document(boot)}))
     else:
         where = "this machine" if machine.root == Path("/") else str(machine.root)
-        sys.stdout.write(render_plan_text(result, config, facts.kernel, where))
+        sys.stdout.write(render_plan_text(result, config, facts.kernel, where,
+                                          render_boot_lines(boot)))
     return PLAN_EXIT[result.state]
+
+
+RECONCILE_EXIT = {
+    PlanState.CONVERGED: Exit.OK,
+    PlanState.CHANGES_PENDING: Exit.CHANGES_PENDING,  # only with --dry-run
+    PlanState.REBOOT_REQUIRED: Exit.REBOOT_REQUIRED,
+    PlanState.DEGRADED: Exit.DEGRADED,
+}
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """What pmemd-reconcile.service runs at every boot."""
+    from pmemd.bootloader.stamp import remove_stamp, write_stamp
+    from pmemd.reconcile import reconcile
+    from pmemd.report import reconcile_document, render_reconcile_text
+    from pmemd.runner import Runner
+
+    machine = _machine(args)
+    outcome = reconcile(machine, Runner(dry_run=args.dry_run), config_path=_config_path(args),
+                        dry_run=args.dry_run)
+    text = (dump_json(reconcile_document(outcome)) if args.json
+            else render_reconcile_text(outcome))
+    sys.stdout.write(text)
+    warnings = "".join(f"warning: {w.message}\n" for w in outcome.plan.warnings)
+    sys.stderr.write(warnings)
+    if not args.dry_run:
+        if outcome.stampable and not args.json:
+            write_stamp(machine, args.root, args.config, inputs=outcome.inputs,
+                        regions=[r.range for r in outcome.plan.regions], output=text,
+                        errors=warnings)
+        else:
+            remove_stamp(machine)
+    return RECONCILE_EXIT[outcome.state]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -171,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
                               help="show what would change on the kernel command line, and why")
     plan_cmd.add_argument("--json", action="store_true", help="print a JSON document")
     plan_cmd.set_defaults(func=cmd_plan)
+
+    reconcile_cmd = sub.add_parser(
+        "reconcile", parents=[common],
+        help="make the next boot's kernel command line match the config (at every boot)")
+    reconcile_cmd.add_argument("--dry-run", action="store_true",
+                               help="print the exact files and commands it would change")
+    reconcile_cmd.add_argument("--json", action="store_true", help="print a JSON document")
+    reconcile_cmd.set_defaults(func=cmd_reconcile)
 
     serve = sub.add_parser("serve", parents=[common],
                            help="run the D-Bus service io.pmemd1 (pmemd.service runs this)")

@@ -148,6 +148,11 @@ class Machine:
         return self.path("/proc/sys/kernel/random/boot_id")
 
     @property
+    def virtual_roots(self) -> tuple[Path, Path]:
+        """procfs and sysfs: their files have no meaningful times, only content."""
+        return (self.path("/proc"), self.path("/sys"))
+
+    @property
     def reboot_required(self) -> Path:
         return self.path("/run/reboot-required")
 

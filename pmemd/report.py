@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pmemd.bootloader.base import FileWrite, NextBoot, tool_argv
 from pmemd.memmap import aligned_parts, render_memmap_arg, subtract
 from pmemd.model import (
     ChangeAction,
@@ -19,6 +21,9 @@ from pmemd.model import (
     PlanState,
 )
 from pmemd.sizes import format_bytes, render_size
+
+if TYPE_CHECKING:
+    from pmemd.reconcile import BootView, Outcome
 
 DOCUMENT_VERSION = 1
 
@@ -148,11 +153,13 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 _MARK = {ChangeAction.ADD: "+", ChangeAction.REMOVE: "-", ChangeAction.KEEP: "="}
 
 
-def render_plan_text(plan: Plan, config: Config, kernel: KernelInfo, machine: str) -> str:
+def render_plan_text(plan: Plan, config: Config, kernel: KernelInfo, machine: str,
+                     boot: Sequence[str] = ()) -> str:
+    """``boot``: lines saying which bootloader was found and what its next boot carries."""
     out = [f"Config:   {config.source.path} ({len(config.regions)} regions)",
            f"Machine:  {machine}, {format_bytes(plan.memory_total)} usable RAM",
            f"Kernel:   running {kernel.running_release or 'unknown'}; next boot "
-           f"{kernel.next_release or 'unknown'} ({kernel.next_release_reason})"]
+           f"{kernel.next_release or 'unknown'} ({kernel.next_release_reason})", *boot]
     if plan.regions:
         rows = [[r.region.name, str(r.range), format_bytes(r.range.size), r.placement.value,
                  r.argument, "yes" if r.on_running_cmdline else "no",
@@ -191,3 +198,118 @@ def _fs_text(fs: Filesystem | None) -> str:
     if fs is None:
         return "-"
     return f"{fs.type.value} {fs.mountpoint} ({fs.on_boot.value})"
+
+
+# --- reconcile ----------------------------------------------------------------------------
+
+
+def render_boot_lines(view: BootView) -> list[str]:
+    """For ``pmemd plan``: the bootloader found (and why) and its next boot."""
+    if view.detection.backend is None:
+        return [f"Boot:     no bootloader detected: {view.detection.reason}",
+                "          (changes are judged against the running command line)"]
+    lines = [f"Boot:     {view.detection.reason}"]
+    if view.next_boot is not None:
+        lines.append(f"          next boot: {view.next_boot.describe()}")
+    return lines
+
+
+def boot_document(view: BootView) -> dict[str, Any]:
+    boot = view.next_boot
+    return {
+        "backend": None if view.detection.backend is None else view.detection.backend.kind.value,
+        "reason": view.detection.reason,
+        "next_boot": None if boot is None else _next_boot_json(boot),
+        "owned": list(view.owned),
+    }
+
+
+def _next_boot_json(boot: NextBoot) -> dict[str, Any]:
+    return {"source": boot.source, "entry": boot.entry, "kernel": boot.kernel, "how": boot.note,
+            "cmdline": None if boot.cmdline is None else
+            " ".join(a.text for a in boot.cmdline.args)}
+
+
+RECONCILE_STATE_TEXT = {
+    PlanState.CONVERGED: "converged: the next boot and the running kernel carry the configured "
+                         "options",
+    PlanState.CHANGES_PENDING: "changes pending: run without --dry-run to make them",
+}
+
+
+def _reconcile_state_text(outcome: Outcome) -> str:
+    if outcome.state in RECONCILE_STATE_TEXT:
+        return RECONCILE_STATE_TEXT[outcome.state]
+    return f"{outcome.state.value}: {outcome.reboot.message}"
+
+
+def _diff(change: FileWrite) -> list[str]:
+    lines = difflib.unified_diff(
+        (change.old or "").splitlines(keepends=True), (change.new or "").splitlines(keepends=True),
+        f"{change.shown}" + ("" if change.old is not None else " (absent)"),
+        f"{change.shown}" + ("" if change.new is not None else " (removed)"))
+    return ["    " + line.rstrip("\n") for line in lines]
+
+
+def render_reconcile_text(outcome: Outcome) -> str:
+    """What ``pmemd reconcile`` found and did; with ``--dry-run``, the exact files and
+    commands it would change."""
+    out = [f"Bootloader: {outcome.detection.reason}",
+           f"Next boot:  {outcome.next_boot.describe()}", "Kernel command line (next boot):"]
+    changes = outcome.before.changes
+    width = max((len(c.argument) for c in changes), default=0)
+    out += [f"  {_MARK[c.action]} {c.argument.ljust(width)}  {c.reason}" for c in changes]
+    if not changes:
+        out.append("  no options configured")
+    out += [f"  left alone (not written by pmemd): {f.argument}" for f in outcome.before.foreign]
+    if outcome.retired:
+        out.append("  still on the running kernel until the next boot: "
+                   + " ".join(outcome.retired))
+    would = outcome.dry_run
+    commands = [tool_argv(outcome.backend.machine, argv) for argv in outcome.write.commands]
+    for change in outcome.write.files:
+        verb = ("Would remove" if would else "Removed") if change.new is None else (
+            "Would write" if would else "Wrote")
+        out.append(f"{verb} {change.shown}" + (":" if would else ""))
+        if would:
+            out += _diff(change)
+    out += [f"{'Would run' if would else 'Ran'}: {' '.join(argv)}" for argv in commands]
+    if outcome.applied:
+        added = " ".join(outcome.edit.add) or "nothing new"
+        out.append(f"Checked: the default entry now carries {added}"
+                   + (f" and no longer {' '.join(outcome.edit.remove)}"
+                      if outcome.edit.remove else ""))
+    if would and not outcome.write.empty:
+        owned = " ".join(outcome.owned) or "nothing"
+        out.append(f"Would record in {outcome.state_file}: pmemd owns {owned}")
+    elif outcome.state_changed:
+        owned = " ".join(outcome.owned) or "nothing"
+        out.append(f"Recorded in {outcome.state_file}: pmemd owns {owned}")
+    if outcome.write.empty and not outcome.applied:
+        out.append("Nothing to change in the bootloader configuration.")
+    out.append(f"State: {_reconcile_state_text(outcome)}")
+    return "\n".join(out) + "\n"
+
+
+def reconcile_document(outcome: Outcome) -> dict[str, Any]:
+    boot = outcome.next_boot
+    return {
+        "version": DOCUMENT_VERSION,
+        "state": outcome.state.value,
+        "dry_run": outcome.dry_run,
+        "applied": outcome.applied,
+        "bootloader": {"backend": outcome.backend.kind.value,
+                       "reason": outcome.detection.reason},
+        "next_boot": _next_boot_json(boot),
+        "changes": [{"action": c.action.value, "argument": c.argument, "reason": c.reason}
+                    for c in outcome.before.changes],
+        "files": [{"path": f.shown, "action": "remove" if f.new is None else "write"}
+                  for f in outcome.write.files],
+        "commands": [list(tool_argv(outcome.backend.machine, argv))
+                     for argv in outcome.write.commands],
+        "reboot": {"action": outcome.reboot.action.value, "message": outcome.reboot.message},
+        "owned": list(outcome.owned),
+        "retired": list(outcome.retired),
+        "warnings": [{"code": w.code, "region": w.region, "message": w.message}
+                     for w in outcome.plan.warnings],
+    }

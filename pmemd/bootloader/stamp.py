@@ -1,0 +1,213 @@
+"""The converged stamp: what the last reconcile that found nothing to do had read, so that
+the next one — at every boot — can tell in a few milliseconds that nothing changed.
+
+A full reconcile imports the config parser, the planner and every backend; that alone
+costs several times an interpreter's start-up. When a reconcile ends converged (nothing
+written, nothing to reboot for, nothing to warn about) it records every input it read:
+file identities (inode, size, mtime, ctime) for real files, the content of procfs and
+sysfs files, where the kernel image may lie (it moves at every boot under KASLR; only its
+overlap with a region matters) and the text it printed. :func:`replay_converged` checks all
+of them with nothing but ``os``; any difference, any error, any option it does not know
+means the full reconcile runs. This module must import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from pmemd.machine import Machine
+    from pmemd.model import MemRange
+
+MAGIC = "pmemd-converged-stamp 1"
+# Under the root; the same file as pmemd.machine.Machine.converged_stamp (tested).
+STAMP = "var/lib/pmemd/converged"
+_KERNEL_IMAGE = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss")
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _hex(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").hex()
+
+
+def _unhex(text: str) -> str:
+    return bytes.fromhex(text).decode("utf-8", "surrogateescape")
+
+
+def _identity(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "-"
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _content(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().hex()
+    except OSError:
+        return "-"
+
+
+def _tree(path: str) -> str:
+    """The files one or two levels below a sysfs directory, names and contents."""
+    try:
+        parts = []
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            children = sorted(os.listdir(full)) if os.path.isdir(full) else [""]
+            for child in children:
+                leaf = os.path.join(full, child) if child else full
+                parts.append(f"{name}/{child}\0{_content(leaf)}")
+        return _hex("\0".join(parts))
+    except OSError:
+        return "-"
+
+
+def _kernel_image_clear(iomem: str, regions: str) -> bool:
+    """No ``Kernel code/rodata/data/bss`` line of ``iomem`` overlaps a region."""
+    ranges = [tuple(int(n) for n in r.split("-")) for r in regions.split(",") if r]
+    try:
+        with open(iomem, encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return not ranges
+    for line in lines:
+        span, _, name = line.strip().partition(" : ")
+        if name not in _KERNEL_IMAGE:
+            continue
+        first, _, last = span.partition("-")
+        start, end = int(first, 16), int(last, 16) + 1
+        if any(start < r_end and r_start < end for r_start, r_end in ranges):
+            return False
+    return True
+
+
+def _code_files() -> list[str]:
+    found = []
+    for directory in (_PACKAGE, os.path.join(_PACKAGE, "bootloader")):
+        found.append(directory)
+        found.extend(os.path.join(directory, n) for n in sorted(os.listdir(directory))
+                     if n.endswith(".py"))
+    return found
+
+
+def invocation(argv: Sequence[str]) -> tuple[str, str] | None:
+    """``(root, config)`` of a plain ``reconcile [--root DIR] [--config FILE]``; ``None`` for
+    anything else (dry runs, JSON, verbose, other commands take the full path)."""
+    if not argv or argv[0] != "reconcile":
+        return None
+    values = {"--root": "/", "--config": ""}
+    rest = list(argv[1:])
+    while rest:
+        option = rest.pop(0)
+        if "=" in option:
+            option, value = option.split("=", 1)
+        elif rest:
+            value = rest.pop(0)
+        else:
+            return None
+        if option not in values:
+            return None
+        values[option] = value
+    root, config = values["--root"], values["--config"]
+    return os.path.abspath(root), os.path.abspath(config) if config else ""
+
+
+def _check(line: str, root: str, config: str) -> bool:
+    kind, _, rest = line.partition(" ")
+    name, _, value = rest.partition(" ")
+    if kind == "python":
+        return rest == str(sys.hexversion)
+    if kind == "invocation":
+        return name == _hex(root) and value == _hex(config)
+    if kind in ("output", "errors"):
+        return True
+    path = _unhex(name)
+    if kind == "stat":
+        return _identity(path) == value
+    if kind == "content":
+        return _content(path) == value
+    if kind == "tree":
+        return _tree(path) == value
+    if kind == "exists":
+        return str(int(os.path.exists(path))) == value
+    if kind == "kernel-image":
+        return _kernel_image_clear(path, value)
+    return False
+
+
+def replay_converged(argv: Sequence[str]) -> int | None:
+    """Print what the last converged reconcile printed (its warnings on stderr) and return
+    its exit status (0) when none of its inputs changed; ``None``: run the full one."""
+    found = invocation(argv)
+    if found is None:
+        return None
+    root, config = found
+    try:
+        with open(os.path.join(root, STAMP), encoding="ascii") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, ValueError):
+        return None
+    if not lines or lines[0] != MAGIC:
+        return None
+    output = errors = None
+    try:
+        for line in lines[1:]:
+            if not _check(line, root, config):
+                return None
+            if line.startswith("output "):
+                output = _unhex(line[len("output ") :])
+            elif line.startswith("errors "):
+                errors = _unhex(line[len("errors ") :])
+    except (ValueError, OSError):
+        return None
+    if output is None:
+        return None
+    sys.stdout.write(output)
+    sys.stdout.flush()
+    if errors:
+        sys.stderr.write(errors)
+    return 0
+
+
+def write_stamp(machine: Machine, root_arg: str, config_arg: str | None, *,
+                inputs: Sequence[Path], regions: Sequence[MemRange], output: str,
+                errors: str = "") -> None:
+    """Record ``inputs`` (and the code and invocation) after a converged reconcile run as
+    ``reconcile --root ROOT_ARG [--config CONFIG_ARG]``."""
+    from pmemd.atomic import write_atomic
+
+    root = os.path.abspath(root_arg)
+    config = os.path.abspath(config_arg) if config_arg else ""
+    virtual = tuple(f"{p}/" for p in machine.virtual_roots)
+    lines = [MAGIC, f"python {sys.hexversion}", f"invocation {_hex(root)} {_hex(config)}"]
+    lines += [f"stat {_hex(p)} {_identity(p)}" for p in _code_files()]
+    for raw in dict.fromkeys(os.path.abspath(p) for p in inputs):
+        if raw == os.path.abspath(machine.iomem):
+            ranges = ",".join(f"{r.start}-{r.end}" for r in regions)
+            lines.append(f"kernel-image {_hex(raw)} {ranges}")
+        elif not raw.startswith(virtual):
+            lines.append(f"stat {_hex(raw)} {_identity(raw)}")
+        elif raw == os.path.abspath(machine.firmware_memmap):
+            lines.append(f"tree {_hex(raw)} {_tree(raw)}")
+        elif os.path.isdir(raw) or not os.path.exists(raw):
+            lines.append(f"exists {_hex(raw)} {int(os.path.exists(raw))}")
+        else:
+            lines.append(f"content {_hex(raw)} {_content(raw)}")
+    lines.append(f"output {_hex(output)}")
+    lines.append(f"errors {_hex(errors)}")
+    write_atomic(machine.converged_stamp, "\n".join(lines) + "\n", mode=0o644)
+
+
+def remove_stamp(machine: Machine) -> None:
+    import contextlib
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(machine.converged_stamp)
