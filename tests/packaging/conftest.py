@@ -105,11 +105,11 @@ def base_root_tarball(deb: BuiltDeb) -> Path:
     if tarball.is_file():
         return tarball
     CACHE.mkdir(exist_ok=True)
-    partial = tarball.with_suffix(".partial")
+    partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.partial")  # runs may race
     run(["mmdebstrap", "--quiet", "--variant=apt", "--format=tar",
          f"--include={','.join(names)}", SUITE, partial], env=host_env(), timeout=1800)
     for stale in CACHE.glob(f"{SUITE}-*.tar"):
-        stale.unlink()
+        stale.unlink(missing_ok=True)
     partial.rename(tarball)
     return tarball
 

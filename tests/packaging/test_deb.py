@@ -24,6 +24,8 @@ UDEV_RULES = sorted(p.name for p in (REPO / "systemd").glob("*.rules"))
 ETC_FILES = sorted(p for p in (REPO / "etc").rglob("*") if p.is_file())
 MAN_SOURCES = sorted((REPO / "docs" / "man").glob("*.rst"))
 
+pytestmark = pytest.mark.packaging
+
 
 def pkgconfig_variable(root: Root, pc: str, name: str) -> str:
     """A variable of a .pc file in the root, with ${...} expanded as pkg-config does."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.packaging.conftest import BuiltDeb, Root, run
 
 # Each distribution's own documentation conventions (Debian: changelog.gz and copyright
@@ -15,6 +17,8 @@ DISTRIBUTION_DOCS = ("/usr/share/doc/", "/usr/share/licenses/")
 # What the wheel installer records about itself, which each distribution's tooling keeps
 # or drops differently; METADATA, entry_points.txt and top_level.txt are compared.
 INSTALLER_BOOKKEEPING = ("INSTALLER", "RECORD", "REQUESTED", "direct_url.json")
+
+pytestmark = pytest.mark.packaging
 
 
 def normalize(path: str) -> str | None:
