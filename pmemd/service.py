@@ -32,7 +32,7 @@ import select
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -51,26 +51,30 @@ from dbus_next.service import ServiceInterface, dbus_property
 from dbus_next.service import method as _dbus_method
 
 from pmemd import __version__
-from pmemd.atomic import Transaction
+from pmemd.atomic import Transaction, remove_durably
+from pmemd.bootloader.stamp import remove_stamp
 from pmemd.config import parse_config
-from pmemd.dax import read_mounts
-from pmemd.devices import read_devices, region_statuses
 from pmemd.errors import ConfigError, MachineError, PmemdError, Problem
 from pmemd.facts import read_config, read_facts
+from pmemd.filesystem import make_region_filesystem
 from pmemd.machine import CONFIG_PATH, Machine
 from pmemd.model import (
     Config,
     DeviceState,
     E820Entry,
     MachineFacts,
+    OnBoot,
+    PlacedRegion,
     Plan,
     PlanState,
-    RegionDevice,
 )
 from pmemd.plan import plan as plan_config
 from pmemd.polkit import Action, Authority, Caller
-from pmemd.report import dump_json, plan_document
+from pmemd.reconcile import BootView, plan_boot, read_boot_view, reconcile
+from pmemd.report import boot_document, dump_json, plan_document, render_reconcile_text
+from pmemd.runner import Runner
 from pmemd.systemctl import Systemd
+from pmemd.units import region_unit_names
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +143,16 @@ def region_path(name: str) -> str:
 
 @dataclass(frozen=True)
 class Status:
-    """One reading of the machine, from the same functions ``pmemd plan`` uses."""
+    """One reading of the machine, by the functions ``pmemd plan`` calls."""
 
     config_path: str
     config: Config | None
     problems: tuple[Problem, ...]  # why the config is invalid (parse or plan problems)
     facts: MachineFacts | None
     machine_error: str | None  # why the machine could not be read
-    plan: Plan | None
-    devices: tuple[RegionDevice, ...] = ()
+    plan: Plan | None = None
+    boot: BootView | None = None
+    guard: str | None = None  # reconcile's degraded marker: the reboot guard stopped
 
 
 def read_status(machine: Machine, config_path: Path | None) -> Status:
@@ -159,29 +164,22 @@ def read_status(machine: Machine, config_path: Path | None) -> Status:
     except ConfigError as err:
         problems = err.problems
     try:
-        facts = read_facts(machine)
+        facts = read_facts(machine, devices=True)
+        if config is None:
+            return Status(shown, None, problems, facts, None)
+        boot = read_boot_view(machine, config)  # judged against the bootloader's next boot
+        result = plan_boot(config, facts, boot.owned, boot.target)
+        guard = machine.read_text(machine.runtime_degraded)
     except MachineError as err:
-        return Status(shown, config, problems, None, str(err), None)
-    if config is None:
-        return Status(shown, None, problems, facts, None, None)
-    result = plan_config(config, facts)
-    devices: tuple[RegionDevice, ...] = ()
-    try:
-        persistent = facts.memory.persistent if facts.memory.edited is not None else None
-        found = read_devices(machine, read_mounts(machine))
-        devices = region_statuses(result.regions, found, persistent)
-    except MachineError as err:
-        return Status(shown, config, result.problems, facts, str(err), result)
-    return Status(shown, config, result.problems, facts, None, result, devices)
+        return Status(shown, config, problems, None, str(err))
+    return Status(shown, config, result.problems, facts, None, result, boot,
+                  guard.strip() if guard else None)
 
 
 def overall_state(status: Status) -> PlanState:
     if status.config is None or status.problems:
         return PlanState.INVALID_CONFIG
-    if status.plan is None or status.machine_error is not None:
-        return PlanState.DEGRADED
-    if status.plan.state is PlanState.CONVERGED and any(
-            d.state is not DeviceState.READY for d in status.devices):
+    if status.plan is None or status.machine_error is not None or status.guard:
         return PlanState.DEGRADED
     return status.plan.state
 
@@ -199,6 +197,7 @@ class ManagerView:
     State: str
     RebootRequired: bool
     Bootloader: str
+    BootloaderReason: str
     ConfigPath: str
     CurrentMemmap: list[str]
     DesiredMemmap: list[str]
@@ -230,17 +229,21 @@ def problem_tuple(problem: Problem) -> ProblemTuple:
 
 
 def manager_view(status: Status) -> ManagerView:
-    result = status.plan
+    result, boot = status.plan, status.boot
+    warnings = [[w.code, w.region or "", w.message] for w in result.warnings] if result else []
+    if status.guard:
+        warnings.append(["reboot-guard", "", status.guard])
+    backend = boot.detection.backend if boot is not None else None
     return ManagerView(
         Version=__version__,
         State=overall_state(status).value,
         RebootRequired=bool(result and result.reboot_required),
-        Bootloader=status.config.boot.bootloader.value if status.config else "",
+        Bootloader=backend.kind.value if backend is not None else "",
+        BootloaderReason=boot.detection.reason if boot is not None else "",
         ConfigPath=status.config_path,
         CurrentMemmap=list(result.running_args) if result else [],
         DesiredMemmap=list(result.desired_args) if result else [],
-        Warnings=[[w.code, w.region or "", w.message] for w in result.warnings]
-        if result else [],
+        Warnings=warnings,
         Problems=[problem_tuple(p) for p in status.problems],
         ReadError=status.machine_error or "",
     )
@@ -249,18 +252,14 @@ def manager_view(status: Status) -> ManagerView:
 def region_views(status: Status) -> dict[str, RegionView]:
     if status.plan is None:
         return {}
-    found = {d.region: d for d in status.devices}
+    found = {d.region: d for d in status.plan.devices}
     views = {}
     for placed in status.plan.regions:
         region = placed.region
         fs = region.filesystem
         device = found.get(region.name)
         dev = device.device if device is not None else None
-        if device is None:
-            state = DeviceState.UNKNOWN.value
-            reason = status.machine_error or "devices not read"
-        else:
-            state, reason = device.state.value, device.reason
+        ready = device is not None and device.state is DeviceState.READY
         views[region.name] = RegionView(
             Name=region.name,
             Size=placed.range.size,
@@ -269,10 +268,9 @@ def region_views(status: Status) -> dict[str, RegionView]:
             Device=f"/dev/{dev.name}" if dev is not None else "",
             Mountpoint=fs.mountpoint if fs is not None else "",
             FilesystemType=fs.type.value if fs is not None else "",
-            State=state,
-            StateReason=reason,
-            Dax=bool(dev is not None and dev.dax and (
-                fs is None or (device is not None and device.state is DeviceState.READY))),
+            State=device.state.value if device is not None else DeviceState.UNKNOWN.value,
+            StateReason=device.reason if device is not None else "devices were not read",
+            Dax=bool(ready and dev is not None and dev.dax),
         )
     return views
 
@@ -384,6 +382,10 @@ class ManagerInterface(_Interface):
         return self.view.Bootloader
 
     @dbus_getter("s")
+    def BootloaderReason(self) -> str:
+        return self.view.BootloaderReason
+
+    @dbus_getter("s")
     def ConfigPath(self) -> str:
         return self.view.ConfigPath
 
@@ -435,8 +437,8 @@ class ManagerInterface(_Interface):
         await self.service.authority.check(caller, Action.MANAGE)
         return await self.service.set_config(yaml, apply=apply, caller=caller)
 
-    @dbus_method("as", dry_run="b")
-    async def Apply(self, dry_run: bool) -> list[str]:
+    @dbus_method("sas", dry_run="b")
+    async def Apply(self, dry_run: bool) -> list[Any]:
         caller = current_caller()
         if not dry_run:
             await self.service.authority.check(caller, Action.MANAGE)
@@ -492,18 +494,21 @@ class RegionInterface(_Interface):
 
     @dbus_method()
     async def Mount(self) -> None:
-        await self.service.authority.check(current_caller(), Action.MOUNT)
-        await self.service.mount(self.region, mount=True)
+        caller = current_caller()
+        await self.service.authority.check(caller, Action.MOUNT)
+        await self.service.mount(self.region, mount=True, caller=caller)
 
     @dbus_method()
     async def Unmount(self) -> None:
-        await self.service.authority.check(current_caller(), Action.MOUNT)
-        await self.service.mount(self.region, mount=False)
+        caller = current_caller()
+        await self.service.authority.check(caller, Action.MOUNT)
+        await self.service.mount(self.region, mount=False, caller=caller)
 
     @dbus_method(force="b")
     async def Format(self, force: bool) -> None:
-        await self.service.authority.check(current_caller(), Action.FORMAT)
-        await self.service.format(self.region, force=force)
+        caller = current_caller()
+        await self.service.authority.check(caller, Action.FORMAT)
+        await self.service.format(self.region, force=force, caller=caller)
 
 
 # --- the service --------------------------------------------------------------------------
@@ -560,7 +565,7 @@ class Service:
     def watched(self) -> tuple[Path, ...]:
         """Files whose change means the status must be read again."""
         return (self.config_file, self.machine.cmdline, self.machine.state_dir,
-                self.machine.runtime_dir, self.machine.sys_block)
+                self.machine.runtime_dir, self.machine.sys_block, self.machine.mountinfo)
 
     def refresh(self) -> None:
         """Read the machine again; export or drop region objects; emit PropertiesChanged."""
@@ -605,12 +610,18 @@ class Service:
             if status.config is None:
                 raise ConfigError(status.problems)
             raise MachineError(status.machine_error or "the machine could not be read")
-        return dump_json(plan_document(status.plan))
+        assert status.boot is not None
+        return dump_json({**plan_document(status.plan), "bootloader": boot_document(status.boot)})
 
     def validate(self, yaml: str) -> list[WarningTuple]:
-        """Like ``pmemd validate``: the text must parse and the plan must have no problem."""
+        """Like ``pmemd validate``: the text must parse and the plan must have no problem;
+        when the machine cannot be read, only the text is checked, and that is said."""
         config = parse_config(yaml, VALIDATE_SOURCE)
-        result = plan_config(config, self.facts())
+        status = self.current()
+        if status.facts is None:
+            return [["machine-checks-skipped", "",
+                     f"the text is valid; machine checks skipped: {status.machine_error}"]]
+        result = plan_config(config, status.facts)
         if result.problems:
             raise ConfigError(result.problems)
         return [[w.code, w.region or "", w.message] for w in result.warnings]
@@ -670,14 +681,71 @@ class Service:
         assert self.manager_view is not None
         return self.manager_view.State
 
-    async def apply(self, *, dry_run: bool, caller: Caller) -> list[str]:
-        raise NotSupportedError("Apply is not wired yet: pmemd reconcile has not landed")
+    async def apply(self, *, dry_run: bool, caller: Caller) -> list[Any]:
+        """``pmemd reconcile [--dry-run]``: the same function, the same report."""
+        def work() -> list[Any]:
+            outcome = reconcile(self.machine, Runner(dry_run=dry_run),
+                                config_path=self.config_path, dry_run=dry_run)
+            if not dry_run:
+                remove_stamp(self.machine)  # the boot-time reconcile checks everything again
+            return [outcome.state.value, render_reconcile_text(outcome).splitlines()]
 
-    async def mount(self, name: str, *, mount: bool) -> None:
-        raise NotSupportedError("Mount is not wired yet")
+        if dry_run:  # changes nothing: not exclusive, but still off the bus's thread
+            return await asyncio.get_running_loop().run_in_executor(None, work)
+        return await self._exclusive("Apply", caller, work)
 
-    async def format(self, name: str, *, force: bool) -> None:
-        raise NotSupportedError("Format is not wired yet")
+    def _region(self, name: str) -> tuple[Config, PlacedRegion]:
+        status = self.current()
+        placed = next((p for p in status.plan.regions if p.region.name == name), None) \
+            if status.plan is not None else None
+        if status.config is None or placed is None:
+            raise NotFoundError(f"region {name!r} is not in the config any more")
+        return status.config, placed
+
+    def _mount_unit(self, name: str) -> str:
+        _config, placed = self._region(name)
+        if placed.region.filesystem is None:
+            raise NotSupportedError(f"region {name!r} has no filesystem in the config: "
+                                    "there is nothing to mount")
+        return region_unit_names(placed.region, placed.range).mount
+
+    async def mount(self, name: str, *, mount: bool, caller: Caller) -> None:
+        """Start or stop the region's mount unit (the generator wrote it from the config)."""
+        unit = self._mount_unit(name)
+        work = functools.partial(self.systemd.start if mount else self.systemd.stop, unit)
+        await self._exclusive("Mount" if mount else "Unmount", caller, work)
+
+    async def format(self, name: str, *, force: bool, caller: Caller) -> None:
+        """A fresh filesystem on the region's device, by the function the make-filesystem
+        unit runs (device proven by address, size and number; never in use), with the
+        region forced to ``on-boot: recreate``. Mounted: refused unless ``force``, which
+        stops the mount unit first and starts it again after."""
+        config, placed = self._region(name)
+        fs = placed.region.filesystem
+        if fs is None:
+            raise NotSupportedError(f"region {name!r} has no filesystem in the config")
+        status = self.current()
+        devices = {d.region: d for d in status.plan.devices} if status.plan else {}
+        found = devices.get(name)
+        mounted = found is not None and found.mount is not None
+        if mounted and not force:
+            raise BusyError(f"region {name!r} is mounted at {fs.mountpoint}; unmount it "
+                            "first, or format with force (it is unmounted and mounted again)")
+        unit = region_unit_names(placed.region, placed.range).mount
+        recreate = replace(config, regions=tuple(
+            replace(r, filesystem=replace(fs, on_boot=OnBoot.RECREATE))
+            if r.name == name else r for r in config.regions))
+
+        def work() -> None:
+            if mounted:
+                self.systemd.stop(unit)
+            remove_durably(self.machine.filesystems_made / name)  # not "made this boot"
+            outcome = make_region_filesystem(self.machine, recreate, name, Runner())
+            log.info("%s (for %s)", outcome.message(), caller.sender)
+            if mounted:
+                self.systemd.start(unit)
+
+        await self._exclusive("Format", caller, work)
 
     # --- running --------------------------------------------------------------------
 
@@ -724,7 +792,10 @@ class Service:
         self.bus.add_message_handler(self._on_message)
         self.refresh()
         self.bus.export(MANAGER_PATH, self.manager)
-        reply = await self.bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
+        try:
+            reply = await self.bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
+        except DBusError as err:  # the bus policy: only root may own it
+            raise MachineError(f"cannot own {BUS_NAME}: {err.text}") from None
         if reply is not RequestNameReply.PRIMARY_OWNER:
             raise MachineError(f"cannot own {BUS_NAME} ({reply.name.lower()}): "
                                "another process owns it")
