@@ -45,6 +45,10 @@ for device in /sys/bus/nd/devices/*; do
     link "$device"
     real=$(readlink -f "$device")
     for attribute in $nd_attributes; do copy_readable "$real/$attribute"; done
+    if [ -L "$real/driver" ]; then   # bound: the link, and the driver's link back to it
+        link "$real/driver"
+        link "$(readlink -f "$real/driver")/$(basename "$real")"
+    fi
 done
 for block in /sys/block/pmem*; do
     [ -e "$block" ] || continue

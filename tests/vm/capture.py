@@ -46,34 +46,66 @@ def capture(out: Path, memmaps: Sequence[str], workdir: Path) -> str:
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(tree, out, symlinks=True)
+        shutil.rmtree(tree)  # like sysfs, it has link loops: keep it out of the artifacts
     (out / "README.md").write_text(readme(out, options, cmdline, release), encoding="utf-8")
     return cmdline
+
+
+def describe_pmem(tree: Path) -> list[str]:
+    """One line per captured /dev/pmemN: its namespace, range, size, dax flag and mount."""
+    mountinfo = (tree / "proc" / "self" / "mountinfo").read_text().splitlines()
+    lines = []
+    for block in sorted((tree / "sys" / "block").glob("pmem*")):
+        namespace = (block / "device").resolve()
+        start = int((namespace / "resource").read_text(), 16)
+        size = int((namespace / "size").read_text())
+        dax = (block / "queue" / "dax").read_text().strip()
+        dev = (block / "dev").read_text().strip()
+        mounts = [f"{line.split(' - ')[1].split()[0]} at `{line.split()[4]}`"
+                  + (" (`dax=always`)" if "dax=always" in line else "")
+                  for line in mountinfo if line.split()[2] == dev]
+        lines.append(f"* `{block.name}`: `{namespace.name}`, {start:#x}-{start + size - 1:#x} "
+                     f"({size >> 20} MiB), `queue/dax` {dax}, "
+                     + (f"mounted {', '.join(mounts)}" if mounts else "not mounted"))
+    return lines
 
 
 def readme(out: Path, options: Sequence[str], cmdline: str, release: str) -> str:
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     args = "".join(f" --memmap '{option.removeprefix('memmap=')}'" for option in options)
-    booted = (f"booted with `{' '.join(options)}` (added to `GRUB_CMDLINE_LINUX_DEFAULT` in "
-              "the guest's `/etc/default/grub`, then `update-grub` and a reboot), every "
-              "`/dev/pmemN` formatted (XFS from 300 MB, else ext4 `-b 4096`) and mounted "
-              "with `-o dax` at `/pmemN`" if options else "booted plainly (no `memmap=`)")
+    if options:
+        booted = (f"booted with `{' '.join(options)}` (added to `GRUB_CMDLINE_LINUX_DEFAULT` "
+                  "in the guest's `/etc/default/grub`, then `update-grub` and a reboot), "
+                  "every `/dev/pmemN` formatted (XFS from 300 MB, else ext4 `-b 4096`) and "
+                  "mounted with `-o dax` at `/pmemN`.")
+    else:
+        booted = "booted plainly (no `memmap=`, so no `sys/bus/nd` and no `sys/block/pmem*`)."
+    devices = "\n".join(describe_pmem(out)) or "None."
     return f"""# {out.name}: captured from a real qemu guest
 
-Captured {when} by `python -m tests.vm.capture {out}{args}` (as root), which boots the
-end-to-end tests' Debian 12 image (`tests/vm/image.sh`; kernel {release}) under qemu
-(TCG, `-cpu max -m 2G -smp 2`, SeaBIOS) and runs `tests/vm/capture-guest.sh` in it.
-The guest was {booted}.
+Captured {when} (as root) by
 
-Its command line: `{cmdline}`
+    python -m tests.vm.capture {out}{args}
 
-What is here, copied as root from the running guest: `sys/firmware/memmap/*/{{start,end,type}}`,
+which boots the end-to-end tests' Debian 12 image (`tests/vm/image.sh`, kernel {release})
+under qemu (TCG, `-cpu max -m 2G -smp 2`, SeaBIOS) and runs `tests/vm/capture-guest.sh`
+in it. The guest was {booted}
+
+Command line: `{cmdline}`
+
+Persistent memory devices:
+
+{devices}
+
+What is here, copied from the running guest: `sys/firmware/memmap/*/{{start,end,type}}`,
 `proc/{{iomem,cmdline,meminfo}}`, `proc/sys/kernel/osrelease`, `proc/self/mountinfo` (it
-shows the harness's 9p share at `/mnt/host` too), the `sys/bus/nd/devices/*` links with the
-attributes of the devices they lead to, `sys/block/pmem*` with `size`, `dev`, `queue/dax`
-and the `device` link (all links relative, as in sysfs, so they resolve inside this tree),
+shows the harness's 9p share at `/mnt/host` too), the `sys/bus/nd/devices/*` links with
+the attributes of the devices they lead to and their `driver` links (with the drivers'
+links back), `sys/block/pmem*` with `size`, `dev`, `queue/dax` and the `device` link (all
+links relative, as in sysfs, so they resolve inside this tree),
 `boot/config-{release}` (the kernel's real config), `etc/default/grub` and
 `boot/grub/grub.cfg`. `boot/vmlinuz-{release}` is an empty placeholder (only its name
-matters). Redo it with the command above; do not edit the files by hand.
+matters). Redo the capture with the command above rather than editing files by hand.
 """
 
 

@@ -21,6 +21,7 @@ from tests.vm.image import Image, ImageError, ensure_base
 from tests.vm.qemu import Guest
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+collect_ignore = ["artifacts", "cache"]
 
 # (test, what, seconds) for the summary at the end of the run
 _TIMINGS: list[tuple[str, str, float]] = []

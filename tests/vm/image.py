@@ -64,13 +64,16 @@ def _digest(parts: Iterator[bytes]) -> str:
     return sha.hexdigest()
 
 
-def base_key() -> str:
-    """The base image's cache key: the build script, the package list, the guest files."""
-    inputs = [SCRIPT, PACKAGES, *sorted(p for p in GUEST.rglob("*") if p.is_file())]
+def base_key(sources: Path = HERE) -> str:
+    """The base image's cache key: the build script, the package list and the guest
+    files under ``sources`` (this directory)."""
+    guest = sources / GUEST.name
+    inputs = [sources / SCRIPT.name, sources / PACKAGES.name,
+              *sorted(p for p in guest.rglob("*") if p.is_file())]
 
     def parts() -> Iterator[bytes]:
         for path in inputs:
-            yield str(path.relative_to(HERE)).encode()
+            yield str(path.relative_to(sources)).encode()
             yield path.read_bytes()
 
     return _digest(parts())

@@ -329,6 +329,19 @@ class Guest:
 
     # --- steps -----------------------------------------------------------------------
 
+    def put(self, name: str, content: str | bytes) -> str:
+        """Place a file on the share; returns its path in the guest (e.g. for ``dpkg -i``
+        or ``install -m 0644 PATH /etc/pmemd.yaml`` in a step)."""
+        if not STEP_NAME.fullmatch(name):
+            raise ValueError(f"bad file name {name!r}")
+        path = self.share / "files" / name
+        path.parent.mkdir(exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        return f"{SHARE_MOUNT}/files/{name}"
+
     def _send_step(self, script: str, name: str | None) -> str:
         if self._booted == 0:
             raise VMError("no boot has reached the step runner yet (call wait_boot)")
