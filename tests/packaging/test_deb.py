@@ -187,7 +187,7 @@ def test_boot_time_oneshot_is_never_started_by_apt(built_deb: BuiltDeb, tmp_path
     scripts = "".join((tmp_path / s).read_text() for s in ("postinst", "prerm", "postrm")
                       if (tmp_path / s).exists())
     starts = [line for line in scripts.splitlines()
-              if re.search(r"deb-systemd-invoke .*(start|restart)", line)]
+              if re.search(r"deb-systemd-invoke (?!stop)", line)]  # start, restart, $action
     assert not any("pmemd-reconcile.service" in line for line in starts), starts
     if "pmemd.service" in SHIPPED_UNITS:
         assert any("pmemd.service" in line for line in starts), scripts
@@ -225,3 +225,17 @@ def test_upgrade_keeps_everything_and_purge_removes_everything(built_deb: BuiltD
     leftovers = [str(p.relative_to(root.path)) for p in root.path.rglob("*pmemd*")
                  if not str(p).startswith(str(root.file("/tmp")))]
     assert leftovers == []
+
+
+def test_dbus_activation_starts_a_unit_the_package_ships(installed_root: Root) -> None:
+    """D-Bus activation through systemd: each activation file names a unit that is
+    installed, and the bus name it owns is the one the unit waits for."""
+    services = sorted(installed_root.file("/usr/share/dbus-1/system-services").glob("io.pmemd1*"))
+    assert services, "no D-Bus activation file installed"
+    unitdir = pkgconfig_variable(installed_root, "systemd.pc", "systemdsystemunitdir")
+    for service in services:
+        fields = dict(re.findall(r"^(\w+)=(.*)$", service.read_text(), re.M))
+        unit = installed_root.file(f"{unitdir}/{fields['SystemdService']}")
+        assert unit.is_file(), f"{service.name}: SystemdService={fields['SystemdService']} " \
+                               "is not installed"
+        assert re.search(rf"^BusName={re.escape(fields['Name'])}$", unit.read_text(), re.M)
