@@ -157,8 +157,10 @@ def _inputs(machine: Machine, config_path: Path, backend: Backend,
 
 
 def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = None,
-              dry_run: bool = False,
-              reboot: Callable[[], None] = request_reboot) -> Outcome:
+              dry_run: bool = False, reboot: Callable[[], None] = request_reboot,
+              live: bool | None = None) -> Outcome:
+    """``live``: the tree is the running system, which ``boot.reboot: auto`` may reboot
+    (default: only when it is ``/``)."""
     config_file = config_path if config_path is not None else machine.config
     config = read_config(machine, config_path)
     facts = read_facts(machine)
@@ -202,7 +204,8 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
 
     decision = decide_reboot(needed=needed, digest=digest,
                              boot_id=boot_id, pending=state.pending, policy=config.boot.reboot,
-                             allowed=machine.root == Path("/") and not dry_run, cause=cause)
+                             allowed=(machine.root == Path("/") if live is None else live)
+                             and not dry_run, cause=cause)
     degraded = decision.message if decision.action is RebootAction.DEGRADED else None
     if dry_run and not write.empty:
         final = PlanState.CHANGES_PENDING

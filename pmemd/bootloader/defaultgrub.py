@@ -98,6 +98,6 @@ def edit_default_grub(text: str, edit: CmdlineEdit, shown: str) -> str:
     value = edit_args_text(found.value, edit)
     if value == found.value:
         return text
-    if not found.quote and any(c in value for c in " \t"):
-        value = f'"{value}"'  # an unquoted word that now holds several arguments
+    if not found.quote:
+        value = f'"{value}"'  # an unquoted word pmemd changes: quoted, as in a stock file
     return text[: found.start] + value + text[found.end :]

@@ -201,11 +201,15 @@ def parse_grub_cfg(text: str, variables: Mapping[str, str] | None = None) -> Gru
             continue
         if first == "blscfg":
             blscfg = True
-        elif first == "set" and not in_entry and stripped.startswith("set default="):
-            value = split_words(stripped[len("set default=") :], {})
-            raw = stripped[len("set default=") :].strip().strip('"')
+        elif (default is None and first == "set" and not in_entry
+              and stripped.startswith("set default=")):
+            # The header's own choice: the first one that is not grub-reboot's one-time
+            # entry (later ones, like Fedora's boot counting, are conditional fallbacks).
+            raw = stripped[len("set default=") :].strip()
             if "next_entry" not in raw:
-                default = raw if raw.startswith("$") else (value[0] if value else "")
+                value = split_words(raw, {})
+                unquoted = raw.strip('"')
+                default = unquoted if unquoted.startswith("$") else (value[0] if value else "")
     return GrubConfig(tuple(top), default, blscfg)
 
 
