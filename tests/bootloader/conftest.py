@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
@@ -133,11 +134,13 @@ def debian_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DebianRo
     if os.geteuid() != 0:
         pytest.fail("the Debian root needs root (loop devices, mounts, chroot)")
     with debian_root(tmp_path_factory.mktemp("debian")) as root:
-        root.chroot("update-grub")
+        kernel_config = next((MACHINES / "server-16g" / "boot").glob("config-*"))
+        shutil.copy(kernel_config, root.file(f"/boot/{kernel_config.name}"))
+        root.update_grub()
         root.remember("/etc/default/grub", "/etc/default/grub.d/pmemd.cfg",
                       "/boot/grub/grub.cfg", "/boot/grub/grubenv", "/etc/pmemd.yaml",
                       "/etc/grub.d/45_broken", "/etc/kernel/cmdline", "/etc/kernel/install.conf",
-                      "/etc/default/grub.d/zz-admin.cfg")
+                      "/etc/default/grub.d/zz-admin.cfg", "/boot/grub/grub.cfg.new")
         yield root
 
 
@@ -155,3 +158,18 @@ def debian(debian_module: DebianRoot, tmp_path: Path) -> Iterator[tuple[DebianRo
         bind_facts(stack, debian_module, facts)
         yield debian_module, facts
     debian_module.reset()
+
+
+def assert_same_files(after: dict[str, bytes], before: dict[str, bytes]) -> None:
+    """``after == before``, failing with a unified diff of what differs."""
+    if after == before:
+        return
+    report = [f"only before: {sorted(set(before) - set(after))}",
+              f"only after: {sorted(set(after) - set(before))}"]
+    for name in sorted(set(before) & set(after)):
+        if before[name] != after[name]:
+            report += difflib.unified_diff(
+                before[name].decode(errors="replace").splitlines(),
+                after[name].decode(errors="replace").splitlines(), f"{name} before",
+                f"{name} after", lineterm="")
+    pytest.fail("\n".join(report))

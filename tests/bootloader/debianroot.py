@@ -72,6 +72,14 @@ class DebianRoot:
         return run(["chroot", self.root, "env", "-i", f"PATH={SYSTEM_PATH}", "LC_ALL=C.UTF-8",
                     *argv], check=check)
 
+    def update_grub(self) -> None:
+        """update-grub as the admin (or a kernel's postinst) runs it: in the environment
+        pmemd runs it in too (the locale shapes grub.cfg's header)."""
+        done = subprocess.run(["chroot", str(self.root), "/usr/sbin/update-grub"],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"update-grub failed: {done.stderr}")
+
     def file(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
 
