@@ -789,6 +789,8 @@ class Service:
     async def run(self) -> None:
         """Export the objects, own the name, answer until idle, stopped or disconnected."""
         loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):  # before anyone can know we run
+            loop.add_signal_handler(signum, self._stop.set)
         self.bus.add_message_handler(self._on_message)
         self.refresh()
         self.bus.export(MANAGER_PATH, self.manager)
@@ -799,8 +801,6 @@ class Service:
         if reply is not RequestNameReply.PRIMARY_OWNER:
             raise MachineError(f"cannot own {BUS_NAME} ({reply.name.lower()}): "
                                "another process owns it")
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._stop.set)
         unwatch = self._watch_mounts()
         self._last_call = loop.time()
         if self.idle_timeout > 0:

@@ -117,17 +117,27 @@ class PrivateBus:
         self.config = self.directory / "bus.conf"
         self.config.write_text(BUS_CONFIG.format(socket=self.directory / "bus.socket",
                                                  extra="".join(extra)))
-        self.process = subprocess.Popen(
-            ["dbus-daemon", "--config-file", str(self.config), "--nofork", "--print-address"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+        # The log also gets what activated services write to stderr.
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                ["dbus-daemon", "--config-file", str(self.config), "--nofork",
+                 "--print-address"], stdout=subprocess.PIPE, stderr=log, cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)})
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode().strip()  # blocks until it listens
         if not line:
-            _, err = self.process.communicate(timeout=TIMEOUT)
-            raise RuntimeError(f"dbus-daemon did not start: {err.decode()}")
+            self.process.wait(timeout=TIMEOUT)
+            raise RuntimeError(f"dbus-daemon did not start: {self.log.read_text()}")
         self.address = line
         return self
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "bus.log"
+
+    @property
+    def socket(self) -> str:
+        return f"unix:path={self.directory / 'bus.socket'}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -261,13 +271,15 @@ def wait_for_owner(address: str, name: str = BUS_NAME, *, owned: bool = True,
 @dataclass
 class Running:
     process: subprocess.Popen[bytes]
+    stderr: str = ""  # once stopped
 
     def stop(self) -> tuple[int, str]:
         """Stop it (if still running); its exit status and standard error."""
         if self.process.poll() is None:
             self.process.terminate()
         _, err = self.process.communicate(timeout=TIMEOUT)
-        return self.process.returncode, err.decode(errors="replace")
+        self.stderr = err.decode(errors="replace")
+        return self.process.returncode, self.stderr
 
 
 def start_service(bus: PrivateBus, root: Path, *extra: str,
@@ -280,6 +292,19 @@ def start_service(bus: PrivateBus, root: Path, *extra: str,
         _, err = process.communicate(timeout=TIMEOUT)
         raise RuntimeError(f"pmemd serve failed: {err.decode(errors='replace')}") from None
     return Running(process)
+
+
+@contextlib.contextmanager
+def serving(bus: PrivateBus, root: Path, *extra: str,
+            idle_timeout: float = 0) -> Iterator[Running]:
+    """``pmemd serve`` for the ``with`` block; then it must exit cleanly (SIGTERM: 0, no
+    traceback in its log, which stays in ``.stderr``)."""
+    running = start_service(bus, root, *extra, idle_timeout=idle_timeout)
+    try:
+        yield running
+    finally:
+        status, err = running.stop()
+    assert status == 0 and "Traceback" not in err, err
 
 
 def start_polkitd(bus: PrivateBus, directory: Path, rules: str = "") -> Running:

@@ -22,8 +22,8 @@ from tests.dbus.harness import (
     Running,
     as_nobody,
     serve_argv,
+    serving,
     start_polkitd,
-    start_service,
 )
 
 MANAGER = "/io/pmemd1"
@@ -165,10 +165,8 @@ def polkitd(polkit_bus: PrivateBus, workdir: Path) -> Iterator[Running]:
 
 @pytest.fixture
 def polkit_service(polkit_bus: PrivateBus, polkitd: Running, root: Path) -> Iterator[Running]:
-    running = start_service(polkit_bus, root)
-    yield running
-    status, err = running.stop()
-    assert status == 0 and "Traceback" not in err, err
+    with serving(polkit_bus, root) as running:
+        yield running
 
 
 @pytest.mark.parametrize(("path", "interface", "member", "signature", "body"), MUTATING)
@@ -187,23 +185,21 @@ def test_polkit_denies_nobody_every_change_by_default(polkit_bus: PrivateBus,
 def test_polkit_rules_decide_per_action(polkit_bus: PrivateBus, workdir: Path) -> None:
     root = make_machine(workdir / "ruled")
     polkitd = start_polkitd(polkit_bus, workdir / "ruled", RULES)
-    service = start_service(polkit_bus, root)
     try:
-        # io.pmemd1.manage granted: nobody replaces the config
-        reply = client(polkit_bus, MANAGER, "io.pmemd1.Manager", "SetConfig", "sb",
-                       [CONVERGED, False])
-        assert reply.ok() == ["converged"]
-        assert (root / "etc/pmemd.yaml").read_text() == CONVERGED
-        # io.pmemd1.mount granted: past polkit, stopped by --root (not the running system)
-        reply = client(polkit_bus, DATA, "io.pmemd1.Region", "Unmount")
-        assert reply.error == "io.pmemd1.Error.NotSupported", reply
-        assert "not on the running system" in reply.text
-        # io.pmemd1.format not granted
-        reply = client(polkit_bus, DATA, "io.pmemd1.Region", "Format", "b", [True])
-        assert reply.error == ACCESS_DENIED
-        assert "authentication is required (io.pmemd1.format)" in reply.text
+        with serving(polkit_bus, root) as service:
+            # io.pmemd1.manage granted: nobody replaces the config
+            reply = client(polkit_bus, MANAGER, "io.pmemd1.Manager", "SetConfig", "sb",
+                           [CONVERGED, False])
+            assert reply.ok() == ["converged"]
+            assert (root / "etc/pmemd.yaml").read_text() == CONVERGED
+            # io.pmemd1.mount granted: past polkit, then stopped by --root (no systemd)
+            reply = client(polkit_bus, DATA, "io.pmemd1.Region", "Unmount")
+            assert reply.error == "io.pmemd1.Error.NotSupported", reply
+            assert "not on the running system" in reply.text
+            # io.pmemd1.format not granted
+            reply = client(polkit_bus, DATA, "io.pmemd1.Region", "Format", "b", [True])
+            assert reply.error == ACCESS_DENIED
+            assert "authentication is required (io.pmemd1.format)" in reply.text
     finally:
-        status, err = service.stop()
         polkitd.stop()
-    assert status == 0 and "Traceback" not in err, err
-    assert "refused io.pmemd1.format to" in err  # the journal says who was refused what
+    assert "refused io.pmemd1.format to" in service.stderr  # the log says who was refused

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import run_pmemd
 from tests.dbus.conftest import CONFIG, KERNEL, MACHINE_ID, make_machine
-from tests.dbus.harness import TIMEOUT, PrivateBus, Reply, Running, call, start_service
+from tests.dbus.harness import TIMEOUT, PrivateBus, Reply, Running, call, serving
 
 MANAGER = "/io/pmemd1"
 DATA = "/io/pmemd1/region/data"
@@ -51,10 +51,8 @@ def boot_root(workdir: Path) -> Path:
 
 @pytest.fixture
 def boot_service(bus: PrivateBus, boot_root: Path) -> Iterator[Running]:
-    running = start_service(bus, boot_root)
-    yield running
-    status, err = running.stop()
-    assert status == 0 and "Traceback" not in err, err
+    with serving(bus, boot_root) as running:
+        yield running
 
 
 def test_apply_dry_run_says_what_reconcile_would_write_and_writes_nothing(
@@ -154,8 +152,7 @@ def test_format_makes_a_fresh_filesystem_on_the_regions_device(
     root = make_machine(workdir, EXT4_CONFIG)
     loops.append(Loop(workdir / "pmem0.img", REGION_SIZE))
     put_device(root, loops[0], mounted=False)
-    service = start_service(bus, root)
-    try:
+    with serving(bus, root) as service:
         assert call(bus.address, DATA, "org.freedesktop.DBus.Properties", "Get", "ss",
                     ["io.pmemd1.Region", "State"]).ok()[0].value == "not-mounted"
         region(bus, "Format", "b", False).ok()
@@ -165,10 +162,7 @@ def test_format_makes_a_fresh_filesystem_on_the_regions_device(
         assert (root / "run/pmemd/filesystems/data").read_text().strip() == first
         region(bus, "Format", "b", False).ok()  # fresh again, even though made this boot
         assert loops[0].blkid("TYPE") == "ext4" and loops[0].blkid("UUID") != first
-    finally:
-        status, err = service.stop()
-    assert status == 0, err
-    assert "region data: made the filesystem on pmem0" in err
+    assert "region data: made the filesystem on pmem0" in service.stderr
 
 
 def test_format_refuses_a_mounted_region_without_force(
@@ -178,8 +172,7 @@ def test_format_refuses_a_mounted_region_without_force(
     subprocess.run(["mkfs.ext4", "-q", "-F", loops[0].device], check=True, timeout=TIMEOUT)
     uuid = loops[0].blkid("UUID")
     put_device(root, loops[0], mounted=True)
-    service = start_service(bus, root)
-    try:
+    with serving(bus, root):
         reply = region(bus, "Format", "b", False)
         assert reply.error == "io.pmemd1.Error.Busy"
         assert "region 'data' is mounted at /pmem; unmount it first" in reply.text
@@ -187,8 +180,6 @@ def test_format_refuses_a_mounted_region_without_force(
         reply = region(bus, "Format", "b", True)
         assert reply.error == "io.pmemd1.Error.NotSupported"
         assert "cannot stop pmem.mount" in reply.text
-    finally:
-        service.stop()
     assert loops[0].blkid("UUID") == uuid  # untouched
 
 
@@ -207,11 +198,8 @@ def test_format_never_touches_a_device_that_is_not_the_regions(
     os.mknod(root / "dev/pmem0", stat.S_IFBLK | 0o660, loops[1].rdev)
     if foreign == "other-size":
         (root / PMEM0 / "dev").write_text(loops[1].dev + "\n")
-    service = start_service(bus, root)
-    try:
+    with serving(bus, root):
         reply = region(bus, "Format", "b", True)
-    finally:
-        service.stop()
     assert reply.error == "io.pmemd1.Error.Refused", reply
     assert "not the region's device" in reply.text
     assert loops[1].blkid("UUID") == uuid and loops[1].blkid("TYPE") == "ext4"
