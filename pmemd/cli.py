@@ -101,7 +101,7 @@ def cmd_memmap(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     machine = _machine(args)
     config = read_config(machine, _config_path(args))
-    facts = read_facts(machine)
+    facts = read_facts(machine, devices=True)
     from pmemd.reconcile import plan_boot, read_boot_view
     from pmemd.report import boot_document, render_boot_lines
 
@@ -155,6 +155,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.verbose:  # a daemon says what it changes and refuses (the journal keeps it)
         logging.getLogger().setLevel(logging.INFO)
     return serve(_machine(args), _config_path(args), args.bus_address, args.idle_timeout)
+
+
+def cmd_make_filesystem(args: argparse.Namespace) -> int:
+    """What pmemd-makefs@….service runs before a region's mount."""
+    from pmemd.filesystem import make_region_filesystem
+    from pmemd.runner import Runner
+    from pmemd.salvage import read_usable_config
+
+    machine = _machine(args)
+    usable = read_usable_config(machine, _config_path(args))
+    usable.region(args.region)  # a ConfigError when the region has problems
+    assert usable.config is not None
+    outcome = make_region_filesystem(machine, usable.config, args.region,
+                                     Runner(dry_run=args.dry_run))
+    if outcome.argv:
+        print(("would run: " if args.dry_run else "ran: ") + " ".join(outcome.argv))
+    print(outcome.message())
+    return Exit.OK
+
+
+def cmd_verify_dax(args: argparse.Namespace) -> int:
+    """What pmemd-dax@….service runs after a region's mount: fails unless DAX is on."""
+    from pmemd.dax import read_mounts, verify_mount
+    from pmemd.devices import locate_region
+    from pmemd.salvage import read_usable_config
+
+    machine = _machine(args)
+    usable = read_usable_config(machine, _config_path(args))
+    region = usable.region(args.region)
+    assert usable.config is not None
+    if region.filesystem is None:
+        raise MachineError(f"region {args.region!r} has no filesystem in the config")
+    located = locate_region(machine, usable.config, args.region)
+    mount = verify_mount(located.device, region.filesystem.mountpoint, read_mounts(machine))
+    dax = ",".join(o for o in mount.super_options if o.startswith("dax"))
+    print(f"region {args.region}: {mount.mountpoint} ({mount.fstype} on {located.device.name}"
+          f", {dax}, queue/dax {'1' if located.device.dax else 'unknown'}) is a DAX mount")
+    return Exit.OK
 
 
 def _seconds(text: str) -> float:
@@ -227,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="D-Bus address to serve on (default: the system bus, or "
                             "$DBUS_SYSTEM_BUS_ADDRESS)")
     serve.set_defaults(func=cmd_serve)
+
+    makefs = sub.add_parser("make-filesystem", parents=[common],
+                            help="make or keep a region's filesystem (its unit runs this)")
+    makefs.add_argument("region", help="the region's name in the config")
+    makefs.add_argument("--dry-run", action="store_true",
+                        help="check and decide, but do not run mkfs")
+    makefs.set_defaults(func=cmd_make_filesystem)
+
+    verify = sub.add_parser("verify-dax", parents=[common],
+                            help="check that a region's filesystem is mounted with DAX")
+    verify.add_argument("region", help="the region's name in the config")
+    verify.set_defaults(func=cmd_verify_dax)
     return parser
 
 

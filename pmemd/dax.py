@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pmemd.errors import MachineError
+from pmemd.errors import MachineError, PmemdError
 from pmemd.machine import Machine
 from pmemd.model import MountEntry, PmemDevice
 
@@ -90,3 +90,21 @@ def dax_problem(mount: MountEntry, device: PmemDevice) -> str | None:
                 f"the kernel shows '{options}', no dax=always; {mount.fstype} turns DAX off "
                 "when it cannot use it (see the kernel log)")
     return None
+
+
+class NotDaxError(PmemdError):
+    """A region's filesystem is not mounted with DAX."""
+
+    dbus_name = "io.pmemd1.Error.NotDax"
+
+
+def verify_mount(device: PmemDevice, mountpoint: str, mounts: Sequence[MountEntry]
+                 ) -> MountEntry:
+    """The DAX mount of ``device`` at ``mountpoint``, or :class:`NotDaxError` saying why not."""
+    mount = mount_at(mounts, mountpoint)
+    if mount is None:
+        raise NotDaxError(f"{mountpoint} is not mounted")
+    problem = dax_problem(mount, device)
+    if problem is not None:
+        raise NotDaxError(problem)
+    return mount

@@ -16,7 +16,15 @@ from pmemd.memmap import (
     parse_iomem,
     parse_sysfs_memmap,
 )
-from pmemd.model import Cmdline, Config, KernelInfo, MachineFacts, MemoryMap, MemRange
+from pmemd.model import (
+    Cmdline,
+    Config,
+    DeviceFacts,
+    KernelInfo,
+    MachineFacts,
+    MemoryMap,
+    MemRange,
+)
 
 
 def read_config(machine: Machine, path: Path | None = None) -> Config:
@@ -118,10 +126,22 @@ def read_mem_total(machine: Machine) -> int | None:
     return None
 
 
-def read_facts(machine: Machine) -> MachineFacts:
+def read_device_facts(machine: Machine) -> DeviceFacts:
+    """pmem devices from sysfs and the mounts (none when the tree has no mountinfo)."""
+    from pmemd.dax import read_mounts
+    from pmemd.devices import read_devices
+
+    mounts = read_mounts(machine) if machine.mountinfo.exists() else ()
+    return read_devices(machine, mounts)
+
+
+def read_facts(machine: Machine, *, devices: bool = False) -> MachineFacts:
+    """``devices``: also read pmem devices and mounts, so the plan can say whether each
+    region's device is there and mounted with DAX."""
     return MachineFacts(
         memory=read_memory_map(machine),
         cmdline=read_cmdline(machine),
         kernel=read_kernel_info(machine),
         mem_total=read_mem_total(machine),
+        devices=read_device_facts(machine) if devices else None,
     )

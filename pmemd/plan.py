@@ -29,6 +29,7 @@ from pmemd.model import (
     Cmdline,
     CmdlineChange,
     Config,
+    DeviceState,
     E820Entry,
     Finding,
     ForeignMemmap,
@@ -44,7 +45,9 @@ from pmemd.model import (
     Placement,
     Plan,
     PlanState,
+    PmemDevice,
     Region,
+    RegionDevice,
 )
 from pmemd.sizes import format_bytes, render_size
 
@@ -219,12 +222,15 @@ def plan(config: Config, facts: MachineFacts, *, owned: Iterable[str] = (),
         or any(o.arg.text in owned_args and o.item.range not in desired_by_range
                for o in running_items))
     pending = any(c.action is not ChangeAction.KEEP for c in changes)
+    devices, unmatched = _device_statuses(regions, facts)
     if problems:
         state = PlanState.INVALID_CONFIG
     elif pending:
         state = PlanState.CHANGES_PENDING
     elif reboot_required:
         state = PlanState.REBOOT_REQUIRED
+    elif any(d.state not in (DeviceState.READY, DeviceState.UNKNOWN) for d in devices):
+        state = PlanState.DEGRADED  # the command line is right; a device or mount is not
     else:
         state = PlanState.CONVERGED
     return Plan(
@@ -239,7 +245,21 @@ def plan(config: Config, facts: MachineFacts, *, owned: Iterable[str] = (),
         reboot_required=reboot_required or pending,
         memory_total=usable_total,
         memory_left=left,
+        devices=devices,
+        unmatched_devices=unmatched,
     )
+
+
+def _device_statuses(regions: Sequence[PlacedRegion], facts: MachineFacts
+                     ) -> tuple[tuple[RegionDevice, ...], tuple[PmemDevice, ...]]:
+    """Each region's device on this boot (by address), when the devices were read."""
+    if facts.devices is None:
+        return (), ()
+    from pmemd.devices import region_statuses, unmatched_devices  # not needed to place
+
+    persistent = facts.memory.persistent if facts.memory.edited is not None else None
+    return (region_statuses(regions, facts.devices, persistent),
+            unmatched_devices(facts.devices, [r.range for r in regions]))
 
 
 def _add_reason(region: PlacedRegion) -> str:

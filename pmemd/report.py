@@ -19,6 +19,8 @@ from pmemd.model import (
     MemRange,
     Plan,
     PlanState,
+    PmemDevice,
+    RegionDevice,
 )
 from pmemd.sizes import format_bytes, render_size
 
@@ -32,7 +34,8 @@ STATE_TEXT = {
     PlanState.CHANGES_PENDING: "changes pending: the boot configuration must change, then reboot",
     PlanState.REBOOT_REQUIRED: "reboot required: the boot configuration is ready, the running "
                                "kernel predates it",
-    PlanState.DEGRADED: "degraded",
+    PlanState.DEGRADED: "degraded: the command line is right, but a region's device is "
+                        "missing, not DAX or not mounted (see Devices)",
     PlanState.INVALID_CONFIG: "invalid: the config cannot be applied to this machine",
 }
 
@@ -147,6 +150,28 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "warnings": [{"code": w.code, "region": w.region, "message": w.message}
                      for w in plan.warnings],
         "problems": [p.as_dict() for p in plan.problems],
+        "devices": [_region_device_json(d) for d in plan.devices],
+        "unmatched_devices": [_device_json(d) for d in plan.unmatched_devices],
+    }
+
+
+def _device_json(device: PmemDevice) -> dict[str, Any]:
+    return {"name": device.name, "namespace": device.namespace, "region": device.region,
+            "range": None if device.range is None else _range_json(device.range),
+            "size": device.size, "dev": device.dev, "dax": device.dax, "mode": device.mode}
+
+
+def _region_device_json(status: RegionDevice) -> dict[str, Any]:
+    mount = status.mount
+    return {
+        "region": status.region,
+        **_range_json(status.range),
+        "state": status.state.value,
+        "reason": status.reason,
+        "device": None if status.device is None else _device_json(status.device),
+        "mount": None if mount is None else {
+            "mountpoint": mount.mountpoint, "fstype": mount.fstype, "source": mount.source,
+            "options": list(mount.super_options)},
     }
 
 
@@ -185,6 +210,16 @@ def render_plan_text(plan: Plan, config: Config, kernel: KernelInfo, machine: st
     if plan.warnings:
         out += ["", "Warnings:"]
         out += [f"  ! {w.message}" for w in plan.warnings]
+    if plan.devices:
+        rows = [[d.region, d.device.name if d.device else "-", d.state.value, d.reason]
+                for d in plan.devices]
+        out += ["", "Devices (matched by physical address):",
+                table(["REGION", "DEVICE", "STATE", "DETAIL"], rows)]
+    if plan.unmatched_devices:
+        out += ["", "Devices at no configured region's address:"]
+        out += [f"  {d.name} ({d.namespace}): "
+                + (d.range.describe() if d.range else "address unknown")
+                for d in plan.unmatched_devices]
     if plan.problems:
         out += ["", "Problems:"]
         out += ["  " + p.render().replace("\n", "\n  ") for p in plan.problems]

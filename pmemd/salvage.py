@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import yaml
 
 from pmemd.config import parse_config
 from pmemd.errors import ConfigError, Problem
-from pmemd.model import Config, ConfigSource
+from pmemd.machine import CONFIG_PATH, Machine
+from pmemd.model import Config, ConfigSource, Region
 
 _REGION_KEY = re.compile(r"regions\[([0-9]+)\]")
 _MAX_ROUNDS = 4  # dropping a region can reveal no new problem; a bound all the same
@@ -35,6 +37,18 @@ class Salvaged:
     @property
     def valid(self) -> bool:
         return not self.problems
+
+    def region(self, name: str) -> Region:
+        """Region ``name`` if it is usable; else a ConfigError with every problem."""
+        region = self.config.region(name) if self.config is not None else None
+        if region is None and self.problems:
+            raise ConfigError(self.problems)
+        if region is None:
+            known = ", ".join(r.name for r in self.config.regions) if self.config else ""
+            raise ConfigError([Problem(f"no region {name!r} (regions: {known or 'none'}); "
+                                       "after editing the config run 'systemctl daemon-reload'",
+                                       "regions")])
+        return region
 
 
 def _region_index(problem: Problem) -> int | None:
@@ -86,3 +100,20 @@ def salvage_config(data: bytes, path: str) -> Salvaged:
         return Salvaged(replace(config, regions=usable, source=ConfigSource(path)), problems,
                         tuple(sorted(drop)), auto)
     return Salvaged(None, problems, tuple(sorted(drop)))
+
+
+def read_usable_config(machine: Machine, path: Path | None = None) -> Salvaged:
+    """The config at ``path`` (default ``/etc/pmemd.yaml`` under the root), salvaged."""
+    from pmemd.facts import read_config
+
+    try:
+        return Salvaged(read_config(machine, path), ())
+    except ConfigError as err:
+        problems = err.problems
+    target = path if path is not None else machine.config
+    shown = str(target) if path is not None else machine.display(CONFIG_PATH)
+    try:
+        data = target.read_bytes()
+    except OSError:
+        return Salvaged(None, problems)
+    return salvage_config(data, shown)

@@ -1,0 +1,270 @@
+"""Make a region's filesystem — or refuse, with the evidence.
+
+``on-boot: recreate`` (emulated pmem is DRAM) makes a fresh filesystem once per boot;
+``keep`` keeps a filesystem of the configured type and makes one only on a blank device.
+Whatever the config says, pmemd never formats a device that is mounted or in use, a
+device that is not the region's (address, size and device number must all agree), or —
+with ``keep`` — a device that holds another filesystem or data blkid cannot name.
+
+The decision (:func:`decide`) is pure; :func:`make_region_filesystem` gathers the evidence
+(sysfs, mountinfo, ``blkid -p``, the device's first and last MiB) and runs mkfs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from pmemd.atomic import write_atomic
+from pmemd.dax import mounts_of, read_mounts
+from pmemd.devices import Located, locate_region
+from pmemd.errors import MachineError, PmemdError
+from pmemd.machine import Machine
+from pmemd.model import Config, Filesystem, FsType, MountEntry, OnBoot
+from pmemd.runner import Runner
+from pmemd.sizes import format_bytes
+
+MiB = 1 << 20
+SAMPLE = 1 * MiB  # how much of each end of the device must be zero to call it blank
+XFS_STRIPE = "su=2m,sw=1"  # 2 MiB stripe unit: PMD-aligned extents for DAX
+EXT4_BLOCK = "4096"  # DAX needs the page size; mkfs.ext4 picks 1 KiB on small devices
+REFLINK_DAX_SINCE = (6, 0)  # older kernels: "DAX and reflink cannot be used together"
+BLKID_NOTHING = 2  # blkid -p exit status: no signature found
+BLKID_AMBIVALENT = 8  # several signatures: blkid will not say which is real
+
+
+class RefusedError(PmemdError):
+    """pmemd will not make this filesystem; the message carries the evidence."""
+
+    dbus_name = "io.pmemd1.Error.Refused"
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    KEEP = "keep"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What is on a device: ``blkid -p`` fields, and whether its ends are all zero."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    ambivalent: bool = False
+    nonzero_at: int | None = None  # first non-zero byte in the sampled ends, if any
+
+    @property
+    def fstype(self) -> str | None:
+        return self.fields.get("TYPE")
+
+    @property
+    def signature(self) -> str | None:
+        """The kind of the signature found: a filesystem type, a partition table, …"""
+        if self.fstype:
+            return self.fstype
+        if self.fields.get("PTTYPE"):
+            return f"a {self.fields['PTTYPE']} partition table"
+        return None
+
+    @property
+    def blank(self) -> bool:
+        return not self.fields and not self.ambivalent and self.nonzero_at is None
+
+    def evidence(self) -> str:
+        if self.ambivalent:
+            return "blkid -p: several signatures (ambivalent probing result)"
+        if self.fields:
+            shown = " ".join(f"{k}={v}" for k, v in self.fields.items()
+                             if k not in ("DEVNAME", "SBMAGIC", "SBMAGIC_OFFSET"))
+            return f"blkid -p: {shown}"
+        if self.nonzero_at is not None:
+            return f"blkid -p finds no signature, but byte 0x{self.nonzero_at:x} is not zero"
+        return "blkid -p finds no signature and the device's first and last MiB are zero"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+def decide(fs: Filesystem, probe: Probe, *, made_this_boot: bool = False) -> Decision:
+    """Create or keep — or raise :class:`RefusedError` — for a device already proven to be
+    the region's and not in use."""
+    wanted = fs.type.value
+    if made_this_boot and probe.fstype == wanted:
+        return Decision(Action.KEEP, f"pmemd made this {wanted} filesystem earlier on this boot")
+    if fs.on_boot is OnBoot.RECREATE:
+        if probe.blank:
+            return Decision(Action.CREATE, "the device is blank")
+        what = probe.signature or "data"
+        return Decision(Action.CREATE, f"on-boot: recreate replaces {what} ({probe.evidence()})")
+    if probe.ambivalent:
+        raise RefusedError(f"on-boot: keep, and the device holds several signatures "
+                           f"({probe.evidence()}); pmemd will not guess which is real")
+    if probe.fstype == wanted:
+        return Decision(Action.KEEP, f"keeps the existing {wanted} filesystem "
+                                     f"({probe.evidence()})")
+    if probe.blank:
+        return Decision(Action.CREATE, f"the device is blank ({probe.evidence()})")
+    held = (f"holds {probe.signature}" if probe.signature
+            else "holds data that blkid cannot name")
+    raise RefusedError(f"on-boot: keep, and the device {held}, not {wanted} "
+                       f"({probe.evidence()}); to let pmemd make a new {wanted} filesystem "
+                       "there, wipe it yourself (wipefs -a DEVICE) or set on-boot: recreate")
+
+
+# --- mkfs ---------------------------------------------------------------------------------
+
+
+def reflink_with_dax(release: str | None) -> bool:
+    """Whether kernel ``release`` mounts a reflink xfs with DAX (unknown: assume not)."""
+    match = re.match(r"([0-9]+)\.([0-9]+)", release or "")
+    return match is not None and (int(match[1]), int(match[2])) >= REFLINK_DAX_SINCE
+
+
+def mkfs_argv(fs_type: FsType, device: str, *, kernel_release: str | None) -> list[str]:
+    """mkfs for a DAX filesystem on ``device``: ext4 with 4 KiB blocks; xfs with a 2 MiB
+    stripe unit and, on kernels that cannot mix them, without reflink."""
+    if fs_type is FsType.EXT4:
+        # -F: pmemd decided already (a regular file in tests is not refused either); one -F
+        # still leaves mke2fs's own refusal of mounted devices in place.
+        return ["mkfs.ext4", "-F", "-q", "-b", EXT4_BLOCK, device]
+    argv = ["mkfs.xfs", "-f", "-q", "-d", XFS_STRIPE]
+    if not reflink_with_dax(kernel_release):
+        argv += ["-m", "reflink=0"]
+    return [*argv, device]
+
+
+def parse_blkid_export(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key:
+            fields[key] = value
+    return fields
+
+
+def probe_device(runner: Runner, device: Path, size: int) -> Probe:
+    """``blkid -p`` (low-level probe, no cache) and, when it finds nothing, a look at the
+    first and last MiB."""
+    result = runner.run(["blkid", "-p", "-o", "export", str(device)], check=False,
+                        mutating=False)
+    if result.returncode == BLKID_AMBIVALENT:
+        return Probe(ambivalent=True)
+    if result.returncode == 0:
+        return Probe(parse_blkid_export(result.stdout))
+    if result.returncode != BLKID_NOTHING:
+        from pmemd.errors import CommandError
+
+        raise CommandError(result.argv, result.returncode, result.output)
+    return Probe(nonzero_at=_first_nonzero(device, size))
+
+
+def _first_nonzero(device: Path, size: int) -> int | None:
+    sample = min(SAMPLE, size)
+    with device.open("rb") as handle:
+        for offset in sorted({0, max(size - sample, 0)}):
+            handle.seek(offset)
+            data = handle.read(sample)
+            stripped = data.lstrip(b"\0")
+            if stripped:
+                return offset + len(data) - len(stripped)
+    return None
+
+
+# --- evidence about the device ------------------------------------------------------------
+
+
+def _device_number(text: str) -> int:
+    major, _, minor = text.partition(":")
+    return os.makedev(int(major), int(minor))
+
+
+def check_device(located: Located) -> int:
+    """The node is the device sysfs matched to the region, and as large as the region;
+    returns its size."""
+    node, device = located.node, located.device
+    try:
+        info = node.stat()
+    except OSError as err:
+        raise MachineError(f"{node}: {err.strerror}") from None
+    if not stat.S_ISBLK(info.st_mode):
+        raise RefusedError(f"{node} is not a block device")
+    if info.st_rdev != _device_number(device.dev):
+        found = f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}"
+        raise RefusedError(f"{node} is device {found}, but sysfs says {device.name} of region "
+                           f"{located.region.name!r} is {device.dev}: not the region's device")
+    with node.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+    if size != located.range.size:
+        raise RefusedError(f"{node} holds {format_bytes(size)}, region {located.region.name!r} "
+                           f"is {format_bytes(located.range.size)}: not the region's device")
+    return size
+
+
+def check_unused(located: Located, mounts: Sequence[MountEntry], holders: Sequence[str]
+                 ) -> None:
+    """Refuse a device that is mounted or held (device-mapper, md, …)."""
+    mounted = mounts_of(mounts, located.device.dev)
+    if mounted:
+        where = ", ".join(f"{m.mountpoint} ({m.fstype})" for m in mounted)
+        raise RefusedError(f"{located.device.name} is mounted at {where} (mountinfo, device "
+                           f"{located.device.dev}); pmemd never formats a mounted device")
+    if holders:
+        raise RefusedError(f"{located.device.name} is in use by {', '.join(holders)} "
+                           "(sysfs holders); pmemd never formats a device in use")
+
+
+def _holders(machine: Machine, name: str) -> list[str]:
+    directory = machine.sys_block / name / "holders"
+    return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+
+
+# --- the command the make-filesystem unit runs --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    region: str
+    device: str
+    decision: Decision
+    argv: tuple[str, ...] = ()  # the mkfs run, when one ran
+
+    def message(self) -> str:
+        did = "made" if self.decision.action is Action.CREATE else "kept"
+        return f"region {self.region}: {did} the filesystem on {self.device}: " \
+               f"{self.decision.reason}"
+
+
+def make_region_filesystem(machine: Machine, config: Config, name: str,
+                           runner: Runner) -> Outcome:
+    """Make (or keep) region ``name``'s filesystem on its device."""
+    located = locate_region(machine, config, name)
+    fs = located.region.filesystem
+    if fs is None:
+        raise MachineError(f"region {name!r} has no filesystem in the config")
+    size = check_device(located)
+    check_unused(located, read_mounts(machine), _holders(machine, located.device.name))
+    record = machine.filesystems_made / name
+    probe = probe_device(runner, located.node, size)
+    made = record.is_file() and (probe.fields.get("UUID") or "?") == (
+        machine.read_text(record) or "").strip()
+    decision = decide(fs, probe, made_this_boot=made)
+    shown = f"{located.device.name} ({located.node})"
+    if decision.action is Action.KEEP:
+        return Outcome(name, shown, decision)
+    release = machine.read_text(machine.osrelease)
+    argv = mkfs_argv(fs.type, str(located.node), kernel_release=(release or "").strip())
+    runner.run(argv)
+    if runner.dry_run:
+        return Outcome(name, shown, decision, tuple(argv))
+    after = probe_device(runner, located.node, size)
+    if after.fstype != fs.type.value:
+        raise MachineError(f"{' '.join(argv)} succeeded but blkid finds {after.evidence()}")
+    write_atomic(record, (after.fields.get("UUID") or "") + "\n")
+    return Outcome(name, shown, decision, tuple(argv))
