@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import PurePosixPath
 
 from pmemd.atomic import remove_durably, write_atomic
 from pmemd.bootloader.base import NextBoot, carries
@@ -88,12 +87,13 @@ def explain_missing_options(running: Cmdline, next_boot: NextBoot, missing: Sequ
     """
     image = next((a.value for a in running.args if a.key == "BOOT_IMAGE"), None)
     kernel = next_boot.kernel
+    release = image.rsplit("vmlinuz-", 1)[-1] if image and "vmlinuz-" in image else None
     lacking = " ".join(missing)
     if rewritten:
         return (f"something rewrote the bootloader configuration without {lacking} after "
                 f"pmemd wrote it (pmemd used {bootloader}); pmemd wrote the options again: "
                 "find what regenerates the configuration, then reboot by hand")
-    if image and kernel and PurePosixPath(image.split(")")[-1]).name != PurePosixPath(kernel).name:
+    if image and kernel and release and release not in kernel:
         return (f"it booted {image}, not the default entry's kernel {kernel} "
                 f"({next_boot.describe()}): an entry was picked at the boot menu, or a saved "
                 "or one-time entry points elsewhere (grub-set-default, grub-reboot, grubenv)")
