@@ -123,8 +123,9 @@ def generate(machine: Machine, log: Log) -> list[GeneratedFile]:
     if config is None:
         return []
     for name in salvaged.dropped_auto:
+        bad = ", ".join(f"regions[{i}]" for i in sorted(dropped))
         log.error(f"{CONFIG_PATH}: region {name} has no offset and is placed only from a valid "
-                  f"config (regions {sorted(dropped)} have problems), ignoring it")
+                  f"config ({bad} have problems), ignoring it")
     with_fs = [r for r in config.regions if r.filesystem is not None]
     ranges = _place(machine, config, log) if with_fs else {}
     files: list[GeneratedFile] = []
