@@ -517,12 +517,12 @@ class RegionInterface(_Interface):
 FileStamp = tuple[int, int, int] | None
 
 
-def _stamp(paths: tuple[Path, ...]) -> tuple[FileStamp, ...]:
+def _stamp(paths: tuple[str, ...]) -> tuple[FileStamp, ...]:
     """Cheap change detection for the files a status is read from (mtime, size, inode)."""
     out: list[FileStamp] = []
     for path in paths:
         try:
-            st = path.stat()
+            st = os.stat(path)  # noqa: PTH116 (every call: no Path objects)
         except OSError:
             out.append(None)
             continue
@@ -547,6 +547,11 @@ class Service:
         self.region_views: dict[str, RegionView] = {}
         self._regions: dict[str, RegionInterface] = {}
         self._stamp: tuple[FileStamp, ...] = ()
+        # Files whose change means the status must be read again (checked at every call).
+        self._watched = tuple(str(p) for p in (
+            self.config_file, machine.cmdline, machine.state_dir, machine.runtime_dir,
+            machine.sys_block, machine.mountinfo))
+        self._plan_json: str | None = None  # GetPlan's answer for the current status
         self._calls = 0
         self._last_call = 0.0
         self._operation: str | None = None
@@ -561,16 +566,11 @@ class Service:
     def config_file(self) -> Path:
         return self.config_path if self.config_path is not None else self.machine.config
 
-    @property
-    def watched(self) -> tuple[Path, ...]:
-        """Files whose change means the status must be read again."""
-        return (self.config_file, self.machine.cmdline, self.machine.state_dir,
-                self.machine.runtime_dir, self.machine.sys_block, self.machine.mountinfo)
-
     def refresh(self) -> None:
         """Read the machine again; export or drop region objects; emit PropertiesChanged."""
-        self._stamp = _stamp(self.watched)
+        self._stamp = _stamp(self._watched)
         status = read_status(self.machine, self.config_path)
+        self._plan_json = None
         view = manager_view(status)
         changed = changed_properties(self.manager_view, view)
         self.status, self.manager_view = status, view
@@ -589,7 +589,7 @@ class Service:
                 region.emit_properties_changed(changed)
 
     def refresh_if_changed(self) -> None:
-        if _stamp(self.watched) != self._stamp:
+        if _stamp(self._watched) != self._stamp:
             self.refresh()
 
     def current(self) -> Status:
@@ -605,13 +605,17 @@ class Service:
         return status.facts
 
     def plan_json(self) -> str:
+        """The document ``pmemd plan --json`` prints (made once per reading)."""
         status = self.current()
         if status.plan is None:
             if status.config is None:
                 raise ConfigError(status.problems)
             raise MachineError(status.machine_error or "the machine could not be read")
-        assert status.boot is not None
-        return dump_json({**plan_document(status.plan), "bootloader": boot_document(status.boot)})
+        if self._plan_json is None:
+            assert status.boot is not None
+            self._plan_json = dump_json({**plan_document(status.plan),
+                                         "bootloader": boot_document(status.boot)})
+        return self._plan_json
 
     def validate(self, yaml: str) -> list[WarningTuple]:
         """Like ``pmemd validate``: the text must parse and the plan must have no problem;

@@ -101,6 +101,7 @@ class PrivateBus:
     directory: Path
     activation: Sequence[str] | None = None  # Exec= argv for the activation file
     polkit: bool = False  # let polkitd own its name (the real polkit bus policy)
+    policy: str = ""  # more <policy> elements (e.g. for a benchmark's own service)
     process: subprocess.Popen[bytes] | None = None
     address: str = ""
     config: Path = field(init=False)
@@ -109,6 +110,7 @@ class PrivateBus:
         extra = [f"  <include>{SHIPPED_POLICY}</include>\n"]
         if self.polkit:
             extra.append(f"  <include>{POLKIT_BUS_POLICY}</include>\n")
+        extra.append(self.policy)
         if self.activation is not None:
             services = self.directory / "services"
             services.mkdir(mode=0o755)
