@@ -47,13 +47,21 @@ MUTATING = [
 def client(bus: PrivateBus, path: str, interface: str, member: str, signature: str = "",
            body: Any = (), *, nobody: bool = True, extra: tuple[str, ...] = ()) -> Reply:
     """One call from its own process, as ``nobody`` (or root)."""
+    return client_agent(bus, path, interface, member, signature, body, nobody=nobody,
+                        extra=extra)[0]
+
+
+def client_agent(bus: PrivateBus, path: str, interface: str, member: str,
+                 signature: str = "", body: Any = (), *, nobody: bool = True,
+                 extra: tuple[str, ...] = ()) -> tuple[Reply, list[list[str]]]:
+    """The reply, and what polkit asked the client's agent (with ``--agent``)."""
     argv = ["/usr/bin/python3", "-m", "tests.dbus.client", bus.address, path, interface, member,
             signature, json.dumps(list(body)), *extra]
     done = subprocess.run(as_nobody(argv) if nobody else argv, cwd=REPO, capture_output=True,
                           text=True, timeout=TIMEOUT, check=False)
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
-    return Reply(reply["body"], reply["error"], reply["text"])
+    return Reply(reply["body"], reply["error"], reply["text"]), reply["agent"]
 
 
 def busctl_as_nobody(bus: PrivateBus, *args: str) -> subprocess.CompletedProcess[str]:
@@ -180,6 +188,27 @@ def test_polkit_denies_nobody_every_change_by_default(polkit_bus: PrivateBus,
     assert reply.error == ACCESS_DENIED, reply
     assert "authentication is required (io.pmemd1." in reply.text
     assert etc_snapshot(root) == before
+
+
+@pytest.mark.parametrize("interactive", [False, True])
+def test_polkit_asks_the_callers_agent_only_when_the_caller_allows_it(
+        polkit_bus: PrivateBus, polkit_service: Running, root: Path,
+        interactive: bool) -> None:
+    """The caller's ALLOW_INTERACTIVE_AUTHORIZATION flag reaches polkit as
+    AllowUserInteraction: then polkit asks the caller's authentication agent (here one that
+    declines), with the shipped action's message; without the flag, it never asks."""
+    extra = ("--agent", "--interactive") if interactive else ("--agent",)
+    reply, asked = client_agent(polkit_bus, MANAGER, "io.pmemd1.Manager", "SetConfig", "sb",
+                                [CONVERGED, False], extra=extra)
+    assert reply.error == ACCESS_DENIED
+    if interactive:
+        assert asked == [["io.pmemd1.manage", "Authentication is required to change the "
+                          "persistent-memory configuration and the kernel command line."]]
+        assert reply.text.endswith("authentication was dismissed")
+    else:
+        assert asked == []
+        assert "authentication is required (io.pmemd1.manage)" in reply.text
+    assert (root / "etc/pmemd.yaml").read_text() != CONVERGED
 
 
 def test_polkit_rules_decide_per_action(polkit_bus: PrivateBus, workdir: Path) -> None:
