@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.bootloader.debianroot import DebianRoot, bind_facts, debian_root
-from tests.conftest import FIXTURES, MACHINES
+from tests.conftest import FIXTURES, MACHINES, REPO
 
 BOOTLOADER_FIXTURES = FIXTURES / "bootloader"
 STANDINS = Path(__file__).resolve().parent / "standins"
@@ -173,3 +174,23 @@ def assert_same_files(after: dict[str, bytes], before: dict[str, bytes]) -> None
                 after[name].decode(errors="replace").splitlines(), f"{name} before",
                 f"{name} after", lineterm="")
     pytest.fail("\n".join(report))
+
+
+KILL_AT_RENAME = """
+import os, signal, sys
+target = sys.argv[1]
+def hook(event, args):
+    if event == "os.rename" and os.fspath(args[1]) == target:
+        os.kill(os.getpid(), signal.SIGKILL)  # between the fsynced temp file and the rename
+sys.addaudithook(hook)
+from pmemd.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def killed_at_rename(target: Path, *args: str) -> None:
+    """Run ``pmemd ARGS`` and SIGKILL it the moment it renames a new ``target`` into place
+    (a Python audit hook on os.rename/os.replace: the real process, really killed)."""
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_RENAME, str(target), *args],
+                            cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
+    assert killed.returncode == -9, killed.stdout + killed.stderr

@@ -5,8 +5,6 @@ idempotence, dry run, failures and a kill in the middle of a write."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +15,15 @@ from pmemd.machine import Machine
 from pmemd.model import PlanState
 from pmemd.reconcile import Outcome, reconcile
 from pmemd.runner import Runner
-from tests.bootloader.conftest import assert_same_files, config_text, snapshot, write_config
+from tests.bootloader.conftest import (
+    assert_same_files,
+    config_text,
+    killed_at_rename,
+    snapshot,
+    write_config,
+)
 from tests.bootloader.debianroot import DebianRoot, run
-from tests.conftest import REPO, run_pmemd
+from tests.conftest import run_pmemd
 
 M1, M2 = "memmap=4G!12G", "memmap=2G!10G"
 FOREIGN = "memmap=64M!0x7c000000"
@@ -193,27 +197,12 @@ def test_default_entry_without_the_options_is_rolled_back(debian: Debian) -> Non
     assert boot_files(root) == before
 
 
-KILL_AT_RENAME = """
-import os, signal, sys
-target = sys.argv[1]
-def hook(event, args):
-    if event == "os.rename" and os.fspath(args[1]) == target:
-        os.kill(os.getpid(), signal.SIGKILL)  # between the fsynced temp file and the rename
-sys.addaudithook(hook)
-from pmemd.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
-
-
 def test_killed_between_write_and_rename_leaves_a_valid_config(debian: Debian) -> None:
     root, _ = debian
     write_config(root.root, config_text(("data", "4G", "12G")))
     dropin = root.file(DROPIN)
     before = boot_files(root)
-    killed = subprocess.run([sys.executable, "-c", KILL_AT_RENAME, str(dropin), "reconcile",
-                             "--root", str(root.root)], cwd=REPO, capture_output=True,
-                            text=True, check=False, timeout=120)
-    assert killed.returncode == -9, killed.stderr
+    killed_at_rename(dropin, "reconcile", "--root", str(root.root))
     assert not dropin.exists()
     leftovers = list(dropin.parent.glob(".pmemd.cfg.*.tmp"))
     assert len(leftovers) == 1 and M1 in leftovers[0].read_text()  # written, not renamed

@@ -117,3 +117,67 @@ def test_dry_run_prints_the_diffs_and_writes_nothing(tree: Tree) -> None:
     assert f"+root=UUID=eeddd662-a512-429e-b053-0907b36addce ro quiet {M1}" in done.stdout
     assert done.stdout.count("Would write") == 3
     assert "Would run" not in done.stdout
+
+
+# --- ownership ------------------------------------------------------------------------------
+
+
+def test_an_option_the_admin_wrote_is_never_taken_for_pmemds(tree: Tree) -> None:
+    """The admin had memmap=4G!12G already: pmemd keeps it, does not own it, and leaves it
+    when the region goes away."""
+    root = tree("debian12-systemd-boot", config=config_text(("data", "4G", "12G")))
+    for entry in (root / ENTRIES).glob("*.conf"):
+        entry.write_text(entry.read_text().replace(" quiet ", f" quiet {M1} "))
+    outcome = run(root)
+    assert outcome.owned == () and not any(
+        f" {M1} {M1}" in line for line in options(root).values())
+    write_config(root, config_text())
+    run(root)
+    assert all(f"quiet {M1} " in line for line in options(root).values())
+
+
+def test_nokaslr_is_added_and_taken_back_only_when_pmemd_wrote_it(tree: Tree) -> None:
+    root = tree("debian12-systemd-boot",
+                config=config_text(("data", "4G", "12G"), kaslr="disable"))
+    outcome = run(root)
+    assert outcome.owned == (M1, "nokaslr")
+    assert all(line.endswith(f"{M1} nokaslr") for line in options(root).values())
+    write_config(root, config_text(("data", "4G", "12G")))
+    outcome = run(root)
+    assert [(c.action.value, c.argument) for c in outcome.before.changes] == [
+        ("keep", M1), ("remove", "nokaslr")]
+    assert not any("nokaslr" in line for line in options(root).values())
+    # an admin's own nokaslr stays whatever boot.kaslr says
+    for entry in (root / ENTRIES).glob("*.conf"):
+        entry.write_text(entry.read_text().replace(" quiet ", " quiet nokaslr "))
+    write_config(root, config_text(("data", "4G", "12G"), kaslr="disable"))
+    assert run(root).owned == (M1,)
+    write_config(root, config_text(("data", "4G", "12G")))
+    run(root)
+    assert all("quiet nokaslr" in line for line in options(root).values())
+
+
+def test_removed_options_still_running_keep_the_reboot_required(tree: Tree) -> None:
+    root = tree("debian12-systemd-boot", config=config_text(("data", "4G", "12G")))
+    cmdline = root / "proc/cmdline"
+    cmdline.write_text(cmdline.read_text().strip() + f" {M1}\n")  # booted with it
+    assert run(root).state is PlanState.CONVERGED
+    write_config(root, config_text())
+    outcome = run(root)
+    assert outcome.state is PlanState.REBOOT_REQUIRED and outcome.retired == (M1,)
+    again = run(root)  # later, same boot: still the old kernel
+    assert again.state is PlanState.REBOOT_REQUIRED and not again.applied
+    cmdline.write_text(cmdline.read_text().replace(f" {M1}", ""))  # rebooted
+    assert run(root).state is PlanState.CONVERGED
+
+
+def test_a_corrupt_state_file_is_an_error_and_nothing_is_written(tree: Tree) -> None:
+    root = tree("debian12-systemd-boot", config=config_text(("data", "4G", "12G")))
+    state = root / "var/lib/pmemd/state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"version": 1, "owned": [')
+    before = snapshot(root)
+    done = run_pmemd("reconcile", "--root", str(root))
+    assert done.returncode == 1
+    assert f"{state}:1:26: not JSON" in done.stderr and "will not guess" in done.stderr
+    assert snapshot(root) == before

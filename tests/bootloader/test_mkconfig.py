@@ -18,6 +18,7 @@ from pmemd.reconcile import Outcome, reconcile
 from pmemd.runner import Runner
 from tests.bootloader.conftest import (
     config_text,
+    killed_at_rename,
     snapshot,
     standin_calls,
     with_standins,
@@ -141,3 +142,16 @@ def test_pmemds_option_lost_from_default_grub_is_put_back(make: Callable[[str, b
     outcome = run(root)
     assert outcome.applied and f'GRUB_CMDLINE_LINUX="{M1}"' in path.read_text()
     assert len(standin_calls(root)) == 2
+
+
+def test_killed_while_replacing_default_grub_leaves_the_admins_file_whole(
+        make: Callable[[str, bool], Path]) -> None:
+    root = make("sle15", True)
+    path = root / "etc/default/grub"
+    before = path.read_bytes()
+    killed_at_rename(path, "reconcile", "--root", str(root))
+    assert path.read_bytes() == before
+    assert len(list(path.parent.glob(".grub.*.tmp"))) == 1  # the new one, never renamed
+    assert standin_calls(root) == []
+    outcome = run(root)  # the next run completes the change and sweeps the leftover
+    assert outcome.applied and not list(path.parent.glob(".grub.*.tmp"))
