@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -41,8 +42,8 @@ from pmemd.runner import Runner
 
 QEMU = "qemu-system-x86_64"
 QEMU_IMG = "qemu-img"
-# No KVM in this nested environment; without tb-size=256 boots after an in-guest reboot
-# are 2-4 times slower (tests/vm/README section of vm-facts).
+# No KVM in this nested environment (guests hang); without tb-size=256 the boots after an
+# in-guest reboot were measured 2-4 times slower.
 MACHINE = ("-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max",
            "-nographic", "-nic", "none")
 BANNER = b"SeaBIOS (version "
@@ -127,6 +128,7 @@ class Guest:
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._socket_dir: Path | None = None
         self._deadline = 0.0
 
     # --- life cycle ------------------------------------------------------------------
@@ -160,7 +162,9 @@ class Guest:
         (self.share / "steps").mkdir(parents=True)
         self.create_disk()
         self._deadline = time.monotonic() + self.timeout
-        control = self.workdir / "control.sock"
+        # A short path: AF_UNIX allows 108 bytes, a test's work dir can be longer.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="pmemd-vm-"))
+        control = self._socket_dir / "control.sock"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(control))
         listener.listen(1)
@@ -184,7 +188,8 @@ class Guest:
                 process.wait()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        (self.workdir / "control.sock").unlink(missing_ok=True)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
         if not self.keep_disk:
             self.disk.unlink(missing_ok=True)
 
@@ -291,7 +296,10 @@ class Guest:
 
     def _wait(self, what: str, found: Callable[[_State], T | None], timeout: float) -> T:
         """Block until ``found(state)`` is not None; fail on exit, boot loop or time."""
-        deadline = min(self._deadline, time.monotonic() + timeout)
+        own = time.monotonic() + timeout
+        deadline = min(self._deadline, own)
+        bound = (f"{timeout:.0f} s" if own <= self._deadline
+                 else f"the guest's {self.timeout:.0f} s in total")
         with self._changed:
             while True:
                 result = found(self._state)
@@ -306,8 +314,7 @@ class Guest:
                                      f"{state.exited}")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise self._fail(f"waiting for {what}: no answer within {timeout:.0f} s "
-                                     f"(or the guest's {self.timeout:.0f} s in total)")
+                    raise self._fail(f"waiting for {what}: no answer within {bound}")
                 self._changed.wait(remaining)
 
     def wait_boot(self, timeout: float = 300.0) -> Boot:
@@ -355,7 +362,10 @@ class Guest:
         (directory / "script").write_text(body, encoding="utf-8")
         (directory / "script").chmod(0o755)
         assert self._connection is not None
-        self._connection.sendall(f"run {step}\n".encode())
+        try:
+            self._connection.sendall(f"run {step}\n".encode())
+        except OSError as err:
+            raise self._fail(f"step {step}: the control port is gone ({err})") from None
         return step
 
     def _result(self, step: str, status: int) -> Step:
@@ -384,6 +394,8 @@ class Guest:
                timeout: float = 300.0) -> Boot:
         """Run ``script``, which makes the guest reboot itself, and wait for the next boot.
         A script that fails instead is reported with its output."""
+        if self._booted == 0:
+            raise VMError("no boot has reached the step runner yet (call wait_boot)")
         before = self._state.ready[-1]
         step = self._send_step(script, name)
 

@@ -47,3 +47,29 @@ def test_the_cache_key_changes_with_every_input(tmp_path: Path) -> None:
 def test_kernel_options_a_shell_or_grub_would_misread_are_refused(option: str) -> None:
     with pytest.raises(ValueError, match="refusing kernel option"):
         add_kernel_options(option)
+
+
+def blank_disk(tmp_path: Path) -> Path:
+    """A disk with nothing to boot: SeaBIOS says so on the console."""
+    disk = tmp_path / "blank.raw"
+    with disk.open("wb") as file:
+        file.truncate(64 << 20)
+    return disk
+
+
+@pytest.mark.vm
+def test_a_guest_that_never_comes_up_fails_within_its_time(tmp_path: Path) -> None:
+    with Guest(blank_disk(tmp_path), tmp_path / "guest", timeout=10) as guest, \
+            pytest.raises(VMError, match=r"(?s)no answer within the guest's 10 s in total"
+                          r".*No bootable device"):
+        guest.wait_boot()
+    assert "No bootable device" in (tmp_path / "guest" / "console.log").read_text()
+
+
+@pytest.mark.vm
+def test_a_boot_loop_is_cut_off_by_the_bound_on_boots(tmp_path: Path) -> None:
+    # SeaBIOS retries a failed boot after reboot-timeout ms: a loop of real reboots.
+    with Guest(blank_disk(tmp_path), tmp_path / "guest", max_boots=3,
+               extra_args=["-boot", "reboot-timeout=100"]) as guest, \
+            pytest.raises(VMError, match=r"the guest booted 4 times \(at most 3\)"):
+        guest.wait_boot()
