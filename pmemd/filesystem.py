@@ -32,6 +32,8 @@ from pmemd.sizes import format_bytes
 MiB = 1 << 20
 SAMPLE = 1 * MiB  # how much of each end of the device must be zero to call it blank
 XFS_STRIPE = "su=2m,sw=1"  # 2 MiB stripe unit: PMD-aligned extents for DAX
+XFS_SMALL = 1 << 30  # below this, xfs gets an explicit AG count (see mkfs_argv)
+XFS_SMALL_AG = 256 * MiB
 EXT4_BLOCK = "4096"  # DAX needs the page size; mkfs.ext4 picks 1 KiB on small devices
 REFLINK_DAX_SINCE = (6, 0)  # older kernels: "DAX and reflink cannot be used together"
 BLKID_NOTHING = 2  # blkid -p exit status: no signature found
@@ -127,14 +129,20 @@ def reflink_with_dax(release: str | None) -> bool:
     return match is not None and (int(match[1]), int(match[2])) >= REFLINK_DAX_SINCE
 
 
-def mkfs_argv(fs_type: FsType, device: str, *, kernel_release: str | None) -> list[str]:
-    """mkfs for a DAX filesystem on ``device``: ext4 with 4 KiB blocks; xfs with a 2 MiB
-    stripe unit and, on kernels that cannot mix them, without reflink."""
+def mkfs_argv(fs_type: FsType, device: str, *, size: int, kernel_release: str | None
+              ) -> list[str]:
+    """mkfs for a DAX filesystem on ``device`` of ``size`` bytes: ext4 with 4 KiB blocks;
+    xfs with a 2 MiB stripe unit and, on kernels that cannot mix them, without reflink."""
     if fs_type is FsType.EXT4:
         # -F: pmemd decided already (a regular file in tests is not refused either); one -F
         # still leaves mke2fs's own refusal of mounted devices in place.
         return ["mkfs.ext4", "-F", "-q", "-b", EXT4_BLOCK, device]
-    argv = ["mkfs.xfs", "-f", "-q", "-d", XFS_STRIPE]
+    data = XFS_STRIPE
+    if size < XFS_SMALL:
+        # With a stripe unit mkfs.xfs cuts a small device into AGs too small for the 64 MiB
+        # log it insists on ("Log size must be at least 64MB"): ask for fewer, larger AGs.
+        data += f",agcount={max(2, size // XFS_SMALL_AG)}"
+    argv = ["mkfs.xfs", "-f", "-q", "-d", data]
     if not reflink_with_dax(kernel_release):
         argv += ["-m", "reflink=0"]
     return [*argv, device]
@@ -259,7 +267,8 @@ def make_region_filesystem(machine: Machine, config: Config, name: str,
     if decision.action is Action.KEEP:
         return Outcome(name, shown, decision)
     release = machine.read_text(machine.osrelease)
-    argv = mkfs_argv(fs.type, str(located.node), kernel_release=(release or "").strip())
+    argv = mkfs_argv(fs.type, str(located.node), size=size,
+                     kernel_release=(release or "").strip())
     runner.run(argv)
     if runner.dry_run:
         return Outcome(name, shown, decision, tuple(argv))

@@ -75,16 +75,28 @@ def test_reflink_with_dax_by_kernel_release(release: str | None, ok: bool) -> No
     assert reflink_with_dax(release) is ok
 
 
-@pytest.mark.parametrize(("fs_type", "release", "argv"), [
-    (FsType.EXT4, "6.1.0", ["mkfs.ext4", "-F", "-q", "-b", "4096", "/dev/pmem0"]),
-    (FsType.XFS, "6.1.0", ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1", "/dev/pmem0"]),
-    (FsType.XFS, "5.14.0-427.el9.x86_64",
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize(("fs_type", "size", "release", "argv"), [
+    (FsType.EXT4, 4 * GiB, "6.1.0", ["mkfs.ext4", "-F", "-q", "-b", "4096", "/dev/pmem0"]),
+    (FsType.EXT4, 64 * MiB, "6.1.0", ["mkfs.ext4", "-F", "-q", "-b", "4096", "/dev/pmem0"]),
+    (FsType.XFS, 4 * GiB, "6.1.0", ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1", "/dev/pmem0"]),
+    (FsType.XFS, 4 * GiB, "5.14.0-427.el9.x86_64",
      ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1", "-m", "reflink=0", "/dev/pmem0"]),
-    (FsType.XFS, None, ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1", "-m", "reflink=0",
-                        "/dev/pmem0"]),
+    (FsType.XFS, 4 * GiB, None,
+     ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1", "-m", "reflink=0", "/dev/pmem0"]),
+    # small devices: larger AGs, or the 64 MiB log does not fit (xfsprogs 6.1)
+    (FsType.XFS, 512 * MiB, "6.1.0",
+     ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1,agcount=2", "/dev/pmem0"]),
+    (FsType.XFS, 768 * MiB, "6.1.0",
+     ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1,agcount=3", "/dev/pmem0"]),
+    (FsType.XFS, 1 * GiB, "6.1.0", ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1", "/dev/pmem0"]),
 ])
-def test_mkfs_options_for_dax(fs_type: FsType, release: str | None, argv: list[str]) -> None:
-    assert mkfs_argv(fs_type, "/dev/pmem0", kernel_release=release) == argv
+def test_mkfs_options_for_dax(fs_type: FsType, size: int, release: str | None,
+                              argv: list[str]) -> None:
+    assert mkfs_argv(fs_type, "/dev/pmem0", size=size, kernel_release=release) == argv
 
 
 def test_blkid_export_output() -> None:
