@@ -143,10 +143,13 @@ def generate(machine: Machine, log: Log) -> list[GeneratedFile]:
 def write_files(directory: Path, files: Sequence[GeneratedFile], log: Log) -> bool:
     """Create every file exclusively (a duplicate is a bug that must show); True if all."""
     ok = True
+    made: set[Path] = set()
     for file in files:
         target = directory / file.path
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             if file.link is not None:
                 target.symlink_to(file.link)
                 continue
