@@ -4,6 +4,7 @@ device standing where the region's /dev/pmem0 is), and every refusal that protec
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -210,3 +211,41 @@ def test_mount_and_unmount_need_the_running_system(bus: PrivateBus, service: Run
         reply = region(bus, member)
         assert reply.error == "io.pmemd1.Error.NotSupported"
         assert "pmem.mount: pmemd works on a machine tree (--root)" in reply.text
+
+
+# --- one change at a time -----------------------------------------------------------------
+
+
+def test_a_second_change_while_one_runs_is_busy_not_queued(bus: PrivateBus, root: Path) -> None:
+    """Two changes never interleave: while one runs (here held at a barrier inside the
+    service's worker), the next is refused with io.pmemd1.Error.Busy, naming the first."""
+    import threading
+
+    from dbus_next.aio.message_bus import MessageBus
+
+    from pmemd.machine import Machine
+    from pmemd.polkit import Caller
+    from pmemd.service import BusyError, Service
+
+    release = threading.Event()
+
+    async def run() -> str:
+        connection = await MessageBus(bus_address=bus.address).connect()
+        service = Service(Machine(root), connection)
+        first = asyncio.ensure_future(service._exclusive(
+            "Format", Caller(":1.41"), lambda: release.wait(TIMEOUT)))
+        await asyncio.sleep(0)  # let the first one start (no time passes)
+        try:
+            await service._exclusive("Apply", Caller(":1.42"), lambda: None)
+        except BusyError as err:
+            message = str(err)
+        else:
+            message = "not refused"
+        release.set()
+        await first
+        await service._exclusive("Apply", Caller(":1.42"), lambda: None)  # free again
+        connection.disconnect()  # type: ignore[no-untyped-call]
+        return message
+
+    assert asyncio.run(run()) == ("Format (requested by :1.41) is in progress; try again when "
+                                  "it finishes")
