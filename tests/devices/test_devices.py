@@ -4,7 +4,11 @@ boots (examples/machines), and the plan's view of them."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -224,3 +228,28 @@ def test_plan_is_degraded_when_a_device_never_appeared(tmp_path: Path) -> None:
     assert done.returncode == 6
     assert "cache   -       missing" in done.stdout
     assert "region0 at 0x280000000-0x2ffffffff has no pmem block device" in done.stdout
+
+
+def test_as_a_user_the_addresses_are_unknown_not_missing() -> None:
+    """``resource`` is root-only: a user's ``pmemd plan`` cannot match devices, and says so
+    instead of calling the machine degraded."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as nobody")
+    with tempfile.TemporaryDirectory(prefix="pmemd-user-") as tmp:
+        base = Path(tmp)
+        base.chmod(0o755)
+        tree = base / "machine"
+        shutil.copytree(MACHINES / "server-16g-2pmem", tree, symlinks=True)
+        for resource in tree.rglob("resource"):
+            resource.chmod(0o400)
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+             "-m", "pmemd", "plan", "--root", str(tree), "--config", EXAMPLE_CONFIG, "--json"],
+            capture_output=True, text=True, check=False, timeout=60, cwd=tmp)
+    if "Permission denied" in done.stderr and "python" in done.stderr:
+        pytest.skip("nobody cannot run this checkout's interpreter")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["state"] == "converged"
+    assert {d["state"] for d in doc["devices"]} == {"unknown"}
+    assert "readable by root only" in doc["devices"][0]["reason"]
