@@ -102,6 +102,15 @@ class NotSupportedError(PmemdError):
     dbus_name = "io.pmemd1.Error.NotSupported"
 
 
+class AppliedHalfError(PmemdError):
+    """SetConfig(apply=true) wrote the config, then Apply failed: the caller must know
+    both; the D-Bus name is the failure's."""
+
+    def __init__(self, message: str, dbus_name: str) -> None:
+        super().__init__(message)
+        self.dbus_name = dbus_name
+
+
 # --- object paths (pure) ------------------------------------------------------------------
 
 
@@ -681,7 +690,11 @@ class Service:
 
         await self._exclusive("SetConfig", caller, write)
         if apply:
-            await self.apply(dry_run=False, caller=caller)
+            try:
+                await self.apply(dry_run=False, caller=caller)
+            except PmemdError as err:
+                raise AppliedHalfError(f"{shown} was replaced, but applying it failed: {err}",
+                                       err.dbus_name) from None
         assert self.manager_view is not None
         return self.manager_view.State
 

@@ -249,3 +249,23 @@ def test_a_second_change_while_one_runs_is_busy_not_queued(bus: PrivateBus, root
 
     assert asyncio.run(run()) == ("Format (requested by :1.41) is in progress; try again when "
                                   "it finishes")
+
+
+def test_set_config_and_apply_says_the_config_was_saved_when_apply_fails(
+        bus: PrivateBus, service: Running, root: Path) -> None:
+    from tests.dbus.conftest import CONVERGED
+
+    reply = manager(bus, "SetConfig", "sb", CONVERGED, True)  # no bootloader in this tree
+    assert reply.error == "io.pmemd1.Error.Machine"
+    assert reply.text.startswith(f"{root}/etc/pmemd.yaml was replaced, but applying it "
+                                 "failed: no supported bootloader found")
+    assert (root / "etc/pmemd.yaml").read_text() == CONVERGED
+
+
+def test_set_config_and_apply_in_one_call(bus: PrivateBus, boot_service: Running,
+                                          boot_root: Path) -> None:
+    larger = CONFIG.replace("size: 256M", "size: 384M")
+    assert manager(bus, "SetConfig", "sb", larger, True).ok() == ["reboot-required"]
+    assert (boot_root / "etc/pmemd.yaml").read_text() == larger
+    entry = (boot_root / f"boot/loader/entries/{MACHINE_ID}-{KERNEL}.conf").read_text()
+    assert "memmap=512M!1G memmap=384M!1536M\n" in entry
