@@ -36,6 +36,8 @@ from pmemd.sizes import format_bytes
 
 SECTOR = 512  # /sys/block/*/size counts 512-byte sectors whatever the device's block size
 _PMEM_NAME = re.compile(r"pmem[0-9]+")
+_REGION_NAME = re.compile(r"region[0-9]+")
+_NAMESPACE_NAME = re.compile(r"namespace[0-9]+\.[0-9]+")  # not namespace_seed (a file)
 
 
 class _Unreadable(Exception):
@@ -90,7 +92,8 @@ def _read_region(directory: Path) -> tuple[NdRegion, bool]:
         rng = _range(directory)
     except _Unreadable:
         rng, readable = None, False
-    namespaces = tuple(p.name for p in sorted(directory.glob("namespace*"), key=_natural))
+    namespaces = tuple(p.name for p in sorted(directory.iterdir(), key=_natural)
+                       if _NAMESPACE_NAME.fullmatch(p.name) and p.is_dir())
     unbound = []
     for name in namespaces:
         namespace = directory / name
@@ -135,7 +138,9 @@ def read_devices(machine: Machine, mounts: Sequence[MountEntry] = ()) -> DeviceF
     readable = True
     regions = []
     if bus.is_dir():
-        for directory in sorted(bus.glob("region*"), key=_natural):
+        for directory in sorted(bus.iterdir(), key=_natural):
+            if not _REGION_NAME.fullmatch(directory.name):
+                continue
             region, ok = _read_region(directory)
             regions.append(region)
             readable = readable and ok
