@@ -97,10 +97,10 @@ def explain_missing_options(running: Cmdline, next_boot: NextBoot, missing: Sequ
         return (f"it booted {image}, not the default entry's kernel {kernel} "
                 f"({next_boot.describe()}): an entry was picked at the boot menu, or a saved "
                 "or one-time entry points elsewhere (grub-set-default, grub-reboot, grubenv)")
-    return (f"it lacks {lacking} although {next_boot.describe()} carries them: the firmware "
-            f"probably starts a bootloader or config that pmemd did not write (pmemd used "
-            f"{bootloader}); on EFI machines check which loader the firmware starts "
-            "(efibootmgr -v), or whether the entry was edited at the boot menu")
+    return (f"it lacks {lacking} although {next_boot.describe()} carries them: it booted "
+            "another entry (picked or edited at the boot menu, or a one-time entry set with "
+            "grub-reboot), or the firmware starts a bootloader or config that pmemd did not "
+            f"write (pmemd used {bootloader}; on EFI machines see efibootmgr -v)")
 
 
 def missing_on(running: Cmdline, wanted: Sequence[str]) -> tuple[str, ...]:

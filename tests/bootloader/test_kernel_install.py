@@ -3,6 +3,7 @@ entries the real kernel-install wrote (tests/fixtures/bootloader/debian12-system
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -181,3 +182,16 @@ def test_a_corrupt_state_file_is_an_error_and_nothing_is_written(tree: Tree) -> 
     assert done.returncode == 1
     assert f"{state}:1:26: not JSON" in done.stderr and "will not guess" in done.stderr
     assert snapshot(root) == before
+
+
+def test_json_document_lists_files_commands_and_ownership(tree: Tree) -> None:
+    root = tree("debian12-systemd-boot", config=config_text(("data", "4G", "12G")))
+    done = run_pmemd("reconcile", "--dry-run", "--json", "--root", str(root))
+    assert done.returncode == 4, done.stderr
+    document = json.loads(done.stdout)
+    assert document["state"] == "changes-pending" and document["dry_run"] is True
+    assert document["bootloader"]["backend"] == "kernel-install"
+    assert document["changes"] == [{"action": "add", "argument": M1, "reason": "region 'data'"}]
+    assert [f["action"] for f in document["files"]] == ["write", "write", "write"]
+    assert document["commands"] == [] and document["owned"] == [M1]
+    assert document["next_boot"]["cmdline"].startswith("root=UUID=eeddd662")
