@@ -125,7 +125,8 @@ def _packages(machine: Machine) -> list[str]:
 def mark_reboot_required(machine: Machine, text: str) -> None:
     """``/run/pmemd/reboot-required`` (why), Debian's ``/run/reboot-required`` and our line
     in ``/run/reboot-required.pkgs``."""
-    write_atomic(machine.runtime_reboot_required, text)
+    if machine.read_text(machine.runtime_reboot_required) != text:
+        write_atomic(machine.runtime_reboot_required, text)
     if machine.read_text(machine.reboot_required) is None:
         write_atomic(machine.reboot_required, REBOOT_REQUIRED_TEXT)
     packages = _packages(machine)
