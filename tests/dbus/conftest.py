@@ -87,3 +87,7 @@ def bus(workdir: Path) -> Iterator[PrivateBus]:
 def service(bus: PrivateBus, root: Path) -> Iterator[Running]:
     with serving(bus, root) as running:
         yield running
+
+
+# The end-to-end guest's fixtures (tests/vm), for test_vm.py.
+from tests.vm.conftest import boot_guest, vm_artifacts, vm_image, vm_timing  # noqa: E402, F401
