@@ -39,11 +39,14 @@ class LoopMachine:
     def root(self) -> Path:
         return self.machine.root
 
-    def configure(self, fs_type: str, on_boot: str, size_mib: int) -> None:
+    def configure(self, fs_type: str, on_boot: str, size_mib: int, *, offset: str = "1G",
+                  mountpoint: str = "/pmem") -> None:
+        """Region 'data' (by default where the tree's namespace is: 1G)."""
         self.machine.config.write_text(
             "version: 1\nregions:\n  - name: data\n"
-            f"    size: {size_mib}M\n    offset: 1G\n"
-            f"    filesystem: {{type: {fs_type}, mountpoint: /pmem, on-boot: {on_boot}}}\n")
+            f"    size: {size_mib}M\n    offset: {offset}\n"
+            f"    filesystem: {{type: {fs_type}, mountpoint: {mountpoint}, "
+            f"on-boot: {on_boot}}}\n")
 
     def pmemd(self, *args: str) -> Completed:
         return run_pmemd(*args, "--root", str(self.root))

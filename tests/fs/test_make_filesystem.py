@@ -127,9 +127,7 @@ def test_a_device_larger_than_the_region_is_refused(loop_machine: LoopMachine) -
 
 
 def test_a_region_at_another_address_has_no_device(loop_machine: LoopMachine) -> None:
-    loop_machine.machine.config.write_text(
-        "version: 1\nregions:\n  - name: data\n    size: 512M\n    offset: 1536M\n"
-        "    filesystem: {type: xfs, mountpoint: /pmem}\n")
+    loop_machine.configure("xfs", "recreate", 512, offset="1536M")
     done = loop_machine.pmemd("make-filesystem", "data")
     assert done.returncode == 1
     assert "region 'data' (0x60000000-0x7fffffff) has no device" in done.stderr
@@ -147,9 +145,7 @@ def test_dry_run_decides_but_writes_nothing(loop_machine: LoopMachine) -> None:
 
 
 def test_a_region_with_config_problems_is_not_touched(loop_machine: LoopMachine) -> None:
-    loop_machine.machine.config.write_text(
-        "version: 1\nregions:\n  - name: data\n    size: 512M\n    offset: 1G\n"
-        "    filesystem: {type: xfs, mountpoint: /usr/pmem}\n")
+    loop_machine.configure("xfs", "recreate", 512, mountpoint="/usr/pmem")
     done = loop_machine.pmemd("make-filesystem", "data")
     assert done.returncode == 3
     assert "regions[0].filesystem.mountpoint" in done.stderr
@@ -163,9 +159,7 @@ def test_xfs_that_silently_lost_dax_fails_verification(loop_machine: LoopMachine
     assert loop_machine.pmemd("make-filesystem", "data").returncode == 0
     mounted = loop_machine.mount("dax=always")
     assert mounted.returncode == 0, mounted.stderr
-    # the config's mountpoint is /pmem; point it at the test's mount instead
-    loop_machine.machine.config.write_text(loop_machine.machine.config.read_text().replace(
-        "mountpoint: /pmem", f"mountpoint: {loop_machine.mountpoint}"))
+    loop_machine.configure("xfs", "recreate", 512, mountpoint=str(loop_machine.mountpoint))
     done = loop_machine.pmemd("verify-dax", "data")
     assert done.returncode == 1
     assert f"{loop_machine.mountpoint} (xfs on pmem0) is mounted without DAX" in done.stderr
