@@ -106,7 +106,11 @@ def test_plan_json_is_a_stable_document() -> None:
     done = run_pmemd("plan", "--root", SERVER, "--config", EXAMPLE, "--json")
     doc = json.loads(done.stdout)
     assert list(doc) == ["version", "state", "reboot_required", "regions", "desired", "running",
-                         "changes", "foreign", "memory", "warnings", "problems"]
+                         "changes", "foreign", "memory", "warnings", "problems", "devices",
+                         "unmatched_devices", "bootloader"]
+    assert doc["bootloader"]["backend"] is None  # the demo tree has no bootloader files
+    assert [(d["region"], d["state"]) for d in doc["devices"]] == [("cache", "missing"),
+                                                                   ("data", "missing")]
     assert doc["state"] == "changes-pending"
     assert doc["desired"] == ["memmap=2G!10G", "memmap=4G!12G"]
     data = doc["regions"][1]
