@@ -12,7 +12,7 @@ import difflib
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
@@ -175,10 +175,13 @@ class _Reader:
         self.lines = lines
         self.problems: list[Problem] = []
         self.locations: dict[str, tuple[int, int]] = {}
+        self.region: int | None = None  # the region being read, for problems about it
 
-    def problem(self, key: str, message: str, line: int, column: int) -> None:
+    def problem(self, key: str, message: str, line: int, column: int,
+                region: int | None = None) -> None:
         source = self.lines[line - 1] if 0 < line <= len(self.lines) else None
-        self.problems.append(Problem(message, key, Location(self.path, line, column), source))
+        self.problems.append(Problem(message, key, Location(self.path, line, column), source,
+                                     self.region if region is None else region))
 
     def at(self, key: str, node: Node, message: str) -> None:
         self.problem(key, message, node.line, node.column)
@@ -284,8 +287,16 @@ def parse_config(data: bytes | str, path: str = "pmemd.yaml") -> Config:
                                    Location(path, 1, 1))])
     config = _read_config(reader, root)
     if reader.problems:
-        raise ConfigError(sorted(reader.problems, key=_problem_order))
+        raise ConfigError(sorted(reader.problems, key=_problem_order), _usable_part(config, reader))
     return config
+
+
+def _usable_part(config: Config, reader: _Reader) -> Config | None:
+    """The config without the regions that have problems; None if any problem is global."""
+    bad = {p.region for p in reader.problems}
+    if None in bad:
+        return None
+    return replace(config, regions=tuple(r for r in config.regions if r.index not in bad))
 
 
 def _problem_order(problem: Problem) -> tuple[int, int]:
@@ -360,7 +371,9 @@ def _read_regions(reader: _Reader, node: Node | None,
         return ()
     regions = []
     for index, item in enumerate(node.items):
+        reader.region = index
         region = _read_region(reader, f"regions[{index}]", item, index, memory)
+        reader.region = None
         if region is not None:
             regions.append(region)
     _check_regions_together(reader, node, regions)
@@ -470,31 +483,37 @@ def _read_options(reader: _Reader, key: str, node: Node | None) -> tuple[str, ..
 
 
 def _check_regions_together(reader: _Reader, node: Node, regions: list[Region]) -> None:
+    """Problems between regions; each is the later region's, so the earlier stays usable."""
     seen_names: dict[str, Region] = {}
     seen_mounts: dict[str, Region] = {}
     placed: list[tuple[Region, MemRange]] = []
     for region in regions:
         key = f"regions[{region.index}]"
         item = node.items[region.index]
-        first = seen_names.setdefault(region.name, region)
-        if first is not region:
-            _at_key(reader, f"{key}.name", item,
+        count = len(reader.problems)
+        first = seen_names.get(region.name)
+        if first is not None:
+            _at_key(reader, f"{key}.name", item, region.index,
                     f"duplicate region name {region.name!r} (also regions[{first.index}])")
-        if region.filesystem is not None:
-            mount = region.filesystem.mountpoint
-            other = seen_mounts.setdefault(mount, region)
-            if other is not region:
-                _at_key(reader, f"{key}.filesystem.mountpoint", item,
-                        f"mountpoint {mount!r} is also used by region {other.name!r}")
-        if region.offset is not None:
-            rng = MemRange.sized(region.offset, region.size)
-            for other_region, other_range in placed:
-                if rng.overlaps(other_range):
-                    _at_key(reader, f"{key}.offset", item,
-                            f"{rng} overlaps region {other_region.name!r} ({other_range})")
+        mount = region.filesystem.mountpoint if region.filesystem is not None else None
+        other = seen_mounts.get(mount) if mount is not None else None
+        if other is not None:
+            _at_key(reader, f"{key}.filesystem.mountpoint", item, region.index,
+                    f"mountpoint {mount!r} is also used by region {other.name!r}")
+        rng = MemRange.sized(region.offset, region.size) if region.offset is not None else None
+        for other_region, other_range in placed:
+            if rng is not None and rng.overlaps(other_range):
+                _at_key(reader, f"{key}.offset", item, region.index,
+                        f"{rng} overlaps region {other_region.name!r} ({other_range})")
+        if len(reader.problems) != count:
+            continue  # left out: it must not make the regions after it look bad too
+        seen_names[region.name] = region
+        if mount is not None:
+            seen_mounts[mount] = region
+        if rng is not None:
             placed.append((region, rng))
 
 
-def _at_key(reader: _Reader, key: str, fallback: Node, message: str) -> None:
+def _at_key(reader: _Reader, key: str, fallback: Node, region: int, message: str) -> None:
     line, column = reader.locations.get(key, (fallback.line, fallback.column))
-    reader.problem(key, message, line, column)
+    reader.problem(key, message, line, column, region)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pmemd.model import Config
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Problem:
     key: str = ""
     location: Location | None = None
     source_line: str | None = None
+    region: int | None = None  # index in the config's regions list, when it is about one
 
     def render(self) -> str:
         head = f"{self.location}: " if self.location else ""
@@ -59,8 +64,11 @@ class ConfigError(PmemdError):
 
     dbus_name = "io.pmemd1.Error.InvalidConfig"
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    def __init__(self, problems: Sequence[Problem], partial: Config | None = None) -> None:
         self.problems = tuple(problems)
+        # What is still usable: the config without the regions that have problems, when
+        # every problem is about a region (None when any problem is about the whole file).
+        self.partial = partial
         super().__init__(self.render())
 
     def render(self) -> str:

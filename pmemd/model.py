@@ -98,12 +98,12 @@ class ConfigSource:
             probe = probe[:cut] if cut > 0 else ""
         return None
 
-    def problem(self, key: str, message: str) -> Problem:
+    def problem(self, key: str, message: str, region: int | None = None) -> Problem:
         location = self.locate(key)
         source_line = None
         if location is not None and 0 < location.line <= len(self.lines):
             source_line = self.lines[location.line - 1]
-        return Problem(message, key, location, source_line)
+        return Problem(message, key, location, source_line, region)
 
 
 @dataclass(frozen=True)

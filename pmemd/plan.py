@@ -81,7 +81,7 @@ def place_regions(config: Config, memory: MemoryMap) -> tuple[tuple[Placed, ...]
             problems.append(config.source.problem(
                 f"regions[{region.index}].offset",
                 f"region {region.name!r} ({rng.describe()}) is not inside usable RAM: "
-                + _why_not_usable(rng, memory)))
+                + _why_not_usable(rng, memory), region.index))
         placed.append(Placed(region, rng, Placement.CONFIG))
     for region in config.regions:
         if region.offset is not None:
@@ -93,7 +93,7 @@ def place_regions(config: Config, memory: MemoryMap) -> tuple[tuple[Placed, ...]
                 f"regions[{region.index}].size",
                 f"no free usable RAM can hold region {region.name!r} "
                 f"({format_bytes(region.size)} aligned to {render_size(alignment)}); "
-                + _largest_free_text(free, alignment)))
+                + _largest_free_text(free, alignment), region.index))
             continue
         placed.append(Placed(region, MemRange.sized(start, region.size), Placement.AUTO))
     ordered = sorted(placed, key=lambda p: p.range.start)
@@ -278,12 +278,12 @@ def _conflicts(config: Config, found: _OnCmdline, placed: Sequence[Placed]) -> l
             problems.append(config.source.problem(key, (
                 f"{found.arg.text} on the command line (not written by pmemd) "
                 f"{explain_item(item)}, so region {p.region.name!r} at {p.range} cannot exist; "
-                "remove that option from the bootloader configuration")))
+                "remove that option from the bootloader configuration"), p.region.index))
         elif item.range is not None and item.range.overlaps(p.range):
             problems.append(config.source.problem(key, (
                 f"{found.arg.text} on the command line (not written by pmemd) overlaps region "
                 f"{p.region.name!r} ({p.range}); remove that option from the bootloader "
-                "configuration or move the region")))
+                "configuration or move the region"), p.region.index))
     return problems
 
 

@@ -335,3 +335,42 @@ def test_any_yaml_structure_gives_a_config_or_a_config_error(value: object) -> N
         parse_config(text, "fuzz.yaml")
     except ConfigError as err:
         assert err.problems
+
+
+def test_problems_say_which_region_and_the_rest_stays_usable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(textwrap.dedent("""\
+            version: 1
+            regions:
+              - {name: a, size: 1G, offset: 4G}
+              - {name: b, size: 4X}
+              - {name: c, size: 1G, offset: 4G}
+              - {name: d, size: 1G, offset: 4G, filesystem: {type: ext4, mountpoint: /p}}
+        """), "pmemd.yaml")
+    err = caught.value
+    assert [(p.key, p.region) for p in err.problems] == [
+        ("regions[1].size", 1), ("regions[2].offset", 2), ("regions[3].offset", 3)]
+    assert err.partial is not None
+    assert [r.name for r in err.partial.regions] == ["a"]
+    assert err.partial.source.locate("regions[0].offset") is not None
+
+
+def test_a_region_left_out_does_not_make_later_ones_look_bad() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(textwrap.dedent("""\
+            version: 1
+            regions:
+              - {name: a, size: 2G, offset: 4G}
+              - {name: b, size: 2G, offset: 5G}
+              - {name: c, size: 1G, offset: 6G}
+        """), "pmemd.yaml")
+    err = caught.value
+    assert [p.region for p in err.problems] == [1]  # c overlaps only b, which is left out
+    assert err.partial is not None and [r.name for r in err.partial.regions] == ["a", "c"]
+
+
+def test_a_problem_with_the_whole_file_leaves_nothing_usable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("version: 2\nregions:\n  - {name: a, size: 4X}\n", "pmemd.yaml")
+    assert caught.value.partial is None
+    assert [p.region for p in caught.value.problems] == [None, 0]
