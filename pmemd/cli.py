@@ -132,6 +132,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from pmemd.runner import Runner
 
     machine = _machine(args)
+    if args.remove_all:
+        return _remove_all(args, machine)
     outcome = reconcile(machine, Runner(dry_run=args.dry_run), config_path=_config_path(args),
                         dry_run=args.dry_run)
     text = (dump_json(reconcile_document(outcome)) if args.json
@@ -147,6 +149,24 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         else:
             remove_stamp(machine)
     return RECONCILE_EXIT[outcome.state]
+
+
+def _remove_all(args: argparse.Namespace, machine: Machine) -> int:
+    """``reconcile --remove-all``: what the packages run when pmemd is removed."""
+    from pmemd.bootloader.stamp import remove_stamp
+    from pmemd.reconcile import remove_all
+    from pmemd.report import removal_document, render_removal_text
+    from pmemd.runner import Runner
+
+    removal = remove_all(machine, Runner(dry_run=args.dry_run), config_path=_config_path(args),
+                         dry_run=args.dry_run)
+    sys.stdout.write(dump_json(removal_document(removal)) if args.json
+                     else render_removal_text(removal))
+    if removal.dry_run:
+        return Exit.CHANGES_PENDING if removal.removed else Exit.OK
+    if removal.state_changed or removal.applied:
+        remove_stamp(machine)
+    return Exit.REBOOT_REQUIRED if removal.applied else Exit.OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -254,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile_cmd.add_argument("--dry-run", action="store_true",
                                help="print the exact files and commands it would change")
     reconcile_cmd.add_argument("--json", action="store_true", help="print a JSON document")
+    reconcile_cmd.add_argument(
+        "--remove-all", action="store_true",
+        help="instead, take every option pmemd recorded as its own off the next boot (what "
+             "removing the package runs); never reboots; exit 5 when it changed the boot "
+             "configuration")
     reconcile_cmd.set_defaults(func=cmd_reconcile)
 
     serve = sub.add_parser("serve", parents=[common],

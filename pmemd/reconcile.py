@@ -18,9 +18,10 @@ from pmemd.bootloader.apply import apply_boot_write
 from pmemd.bootloader.base import Backend, BootWrite, CmdlineEdit, NextBoot, carries
 from pmemd.bootloader.detect import Detection, detect, probed_paths
 from pmemd.errors import ConfigError, MachineError
-from pmemd.facts import read_config, read_facts
+from pmemd.facts import read_cmdline, read_config, read_facts
 from pmemd.machine import Machine
 from pmemd.model import (
+    BootloaderChoice,
     ChangeAction,
     Cmdline,
     CmdlineChange,
@@ -240,3 +241,93 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
         next_boot=before_boot, edit=edit, write=write, applied=applied, dry_run=dry_run,
         reboot=decision, owned=owned, retired=retired, state_file=machine.state_file,
         state_changed=changed, inputs=_inputs(machine, config_file, backend, facts))
+
+
+# --- taking everything back (package removal) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What ``pmemd reconcile --remove-all`` found and did (or, in a dry run, would do)."""
+
+    removed: tuple[str, ...]  # pmemd's options taken off (or to take off) the next boot
+    detection: Detection | None  # None: nothing was recorded, no bootloader looked at
+    next_boot: NextBoot | None  # the default entry before this run
+    write: BootWrite
+    applied: bool  # the boot configuration was changed
+    dry_run: bool
+    retired: tuple[str, ...]  # removed options the running kernel may still carry
+    state_file: Path
+    state_changed: bool
+
+    @property
+    def backend(self) -> Backend | None:
+        return self.detection.backend if self.detection is not None else None
+
+
+def _detect_recorded(machine: Machine, state: State, config_path: Path | None) -> Detection:
+    """The backend that wrote pmemd's options: as recorded, else as the config names it
+    (a missing or invalid config is no obstacle: auto)."""
+    if state.bootloader is None:
+        try:
+            choice = read_config(machine, config_path).boot.bootloader
+        except (ConfigError, MachineError):
+            choice = BootloaderChoice.AUTO
+        return detect(machine, choice)
+    try:
+        choice = BootloaderChoice(state.bootloader)
+    except ValueError:
+        raise MachineError(f"{machine.state_file}: unknown bootloader "
+                           f"{state.bootloader!r}") from None
+    found = detect(machine, choice)
+    probe = next(p for p in found.probes if p.kind is choice)
+    why = f"{choice.value} (recorded in {machine.state_file} as the one that wrote them)"
+    return replace(found, reason=f"{why}: {probe.reason}" if found.backend is not None
+                   else f"{why}, but {probe.reason}")
+
+
+def _running_cmdline(machine: Machine) -> Cmdline | None:
+    """This boot's command line; ``None`` when unknown (e.g. a chroot without /proc)."""
+    try:
+        return read_cmdline(machine)
+    except MachineError:
+        return None
+
+
+def remove_all(machine: Machine, runner: Runner, *, config_path: Path | None = None,
+               dry_run: bool = False) -> Removal:
+    """Take off the next boot's command line every option pmemd's state says it wrote (its
+    ``memmap=`` options and ``nokaslr``; on Debian its drop-in goes with them), through the
+    backend that wrote them, then clear that ownership. Never reboots. Nothing recorded:
+    nothing is looked at, not even the bootloader."""
+    state = read_state(machine)
+    owned = state.owned
+    if not owned:
+        return Removal((), None, None, BootWrite(), False, dry_run, (), machine.state_file,
+                       False)
+    detection = _detect_recorded(machine, state, config_path)
+    backend = detection.require()
+    before_boot = backend.read_next_boot()
+    edit = CmdlineEdit(remove=owned)
+    write = backend.plan_write(before_boot, edit, ())
+    running = _running_cmdline(machine)
+    retired = tuple(a for a in _merge(state.retired, owned)
+                    if running is None or carries(running, a))
+    if dry_run:
+        return Removal(owned, detection, before_boot, write, False, True, retired,
+                       machine.state_file, False)
+    applied = False
+    if not write.empty:
+        apply_boot_write(backend, write, edit, runner)
+        applied = True
+    # Ownership goes only once the bootloader no longer carries the options: a crash before
+    # this leaves them recorded, and the next run finds nothing left to remove but the record.
+    changed = write_state(machine, State(
+        retired=retired, bootloader=backend.kind.value if retired else None))
+    if applied:
+        mark_reboot_required(machine, "pmemd took its options off the next boot's kernel "
+                             f"command line ({' '.join(owned)}); reboot to give the reserved "
+                             "memory back\n")
+    mark_degraded(machine, None)
+    return Removal(owned, detection, before_boot, write, applied, False, retired,
+                   machine.state_file, changed)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pmemd.bootloader.base import FileWrite, NextBoot, tool_argv
+from pmemd.bootloader.base import Backend, BootWrite, FileWrite, NextBoot, tool_argv
 from pmemd.memmap import aligned_parts, render_memmap_arg, subtract
 from pmemd.model import (
     ChangeAction,
@@ -25,7 +25,7 @@ from pmemd.model import (
 from pmemd.sizes import format_bytes, render_size
 
 if TYPE_CHECKING:
-    from pmemd.reconcile import BootView, Outcome
+    from pmemd.reconcile import BootView, Outcome, Removal
 
 DOCUMENT_VERSION = 1
 
@@ -286,6 +286,20 @@ def _diff(change: FileWrite) -> list[str]:
     return ["    " + line.rstrip("\n") for line in lines]
 
 
+def _write_lines(write: BootWrite, backend: Backend, would: bool) -> list[str]:
+    """The files written (with their diffs when ``would``) and the commands run."""
+    out = []
+    for change in write.files:
+        verb = ("Would remove" if would else "Removed") if change.new is None else (
+            "Would write" if would else "Wrote")
+        out.append(f"{verb} {change.shown}" + (":" if would else ""))
+        if would:
+            out += _diff(change)
+    out += [f"{'Would run' if would else 'Ran'}: {' '.join(tool_argv(backend.machine, argv))}"
+            for argv in write.commands]
+    return out
+
+
 def render_reconcile_text(outcome: Outcome) -> str:
     """What ``pmemd reconcile`` found and did; with ``--dry-run``, the exact files and
     commands it would change."""
@@ -301,14 +315,7 @@ def render_reconcile_text(outcome: Outcome) -> str:
         out.append("  still on the running kernel until the next boot: "
                    + " ".join(outcome.retired))
     would = outcome.dry_run
-    commands = [tool_argv(outcome.backend.machine, argv) for argv in outcome.write.commands]
-    for change in outcome.write.files:
-        verb = ("Would remove" if would else "Removed") if change.new is None else (
-            "Would write" if would else "Wrote")
-        out.append(f"{verb} {change.shown}" + (":" if would else ""))
-        if would:
-            out += _diff(change)
-    out += [f"{'Would run' if would else 'Ran'}: {' '.join(argv)}" for argv in commands]
+    out += _write_lines(outcome.write, outcome.backend, would)
     if outcome.applied:
         added = " ".join(outcome.edit.add) or "nothing new"
         out.append(f"Checked: the default entry now carries {added}"
@@ -347,4 +354,49 @@ def reconcile_document(outcome: Outcome) -> dict[str, Any]:
         "retired": list(outcome.retired),
         "warnings": [{"code": w.code, "region": w.region, "message": w.message}
                      for w in outcome.plan.warnings],
+    }
+
+
+def render_removal_text(removal: Removal) -> str:
+    """What ``pmemd reconcile --remove-all`` took off the next boot (or, dry, would)."""
+    if removal.detection is None:
+        return (f"Nothing to remove: {removal.state_file} records no kernel option as "
+                "pmemd's.\n")
+    would = removal.dry_run
+    out = [f"Bootloader: {removal.detection.reason}"]
+    if removal.next_boot is not None:
+        out.append(f"Next boot:  {removal.next_boot.describe()}")
+    out.append(f"pmemd's options ({'to remove' if would else 'removed'}): "
+               + " ".join(removal.removed))
+    if removal.backend is not None:
+        out += _write_lines(removal.write, removal.backend, would)
+    if removal.applied:
+        out.append(f"Checked: the default entry no longer carries {' '.join(removal.removed)}")
+    elif removal.write.empty:
+        out.append("The bootloader configuration already lacks them.")
+    if would:
+        out.append(f"Would record in {removal.state_file}: pmemd owns nothing")
+    elif removal.state_changed:
+        out.append(f"Recorded in {removal.state_file}: pmemd owns nothing")
+    if removal.applied:
+        out.append("Reboot required: the running kernel keeps the reserved memory until then.")
+    return "\n".join(out) + "\n"
+
+
+def removal_document(removal: Removal) -> dict[str, Any]:
+    backend = removal.backend
+    return {
+        "version": DOCUMENT_VERSION,
+        "dry_run": removal.dry_run,
+        "applied": removal.applied,
+        "removed": list(removal.removed),
+        "bootloader": None if removal.detection is None else {
+            "backend": backend.kind.value if backend is not None else None,
+            "reason": removal.detection.reason},
+        "next_boot": None if removal.next_boot is None else _next_boot_json(removal.next_boot),
+        "files": [{"path": f.shown, "action": "remove" if f.new is None else "write"}
+                  for f in removal.write.files],
+        "commands": [] if backend is None else [list(tool_argv(backend.machine, argv))
+                                                for argv in removal.write.commands],
+        "retired": list(removal.retired),
     }
