@@ -129,10 +129,11 @@ def bind_file(stack: ExitStack, source: Path, target: Path) -> None:
 
 
 @contextmanager
-def debian_root(workdir: Path) -> Iterator[DebianRoot]:
-    """The cached root on a fresh partitioned disk image, with /dev, /proc and /sys, a
+def debian_root(workdir: Path, source: Path | None = None) -> Iterator[DebianRoot]:
+    """The cached root (or the root tarball ``source``, which must hold grub2-common and
+    grub-pc-bin too) on a fresh partitioned disk image, with /dev, /proc and /sys, a
     machine-id, two (empty) kernel images and the admin's /etc/default/grub."""
-    source = tarball()
+    source = source if source is not None else tarball()
     image = workdir / "disk.img"
     mountpoint = workdir / "root"
     mountpoint.mkdir()

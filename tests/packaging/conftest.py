@@ -26,8 +26,10 @@ CACHE = Path(__file__).resolve().parent / "cache"
 SUITE = "bookworm"
 # Besides the .deb's Depends and Recommends: the programs whose search paths the tests ask
 # (systemd, udev, dbus), and man-db, so that `systemd-analyze verify` checks that every
-# Documentation=man:... page a unit names is installed.
-ROOT_EXTRAS = ("dbus", "man-db", "systemd", "udev")
+# Documentation=man:... page a unit names is installed. Debian's GRUB tools (update-grub,
+# grub-probe and the i386-pc modules), so that removing the package can be tested on a root
+# whose boot configuration pmemd changed (test_removal.py).
+ROOT_EXTRAS = ("dbus", "grub-pc-bin", "grub2-common", "man-db", "systemd", "udev")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -73,10 +75,22 @@ class BuiltDeb:
 
 
 @pytest.fixture(scope="session")
-def built_deb(tmp_path_factory: pytest.TempPathFactory) -> BuiltDeb:
+def source_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of this tree (`packaging/export-tree`), taken once per session, from which
+    both packages are built. Built from the working tree itself, minutes apart while other
+    work goes on in it, the .deb and the .rpm could differ: a module added in between was in
+    the RPM only (test_rpm_lists_the_same_files_as_the_deb failed on pmemd/entry.py)."""
+    tree = tmp_path_factory.mktemp("source") / "pmemd"
+    run([PACKAGING / "export-tree", tree])
+    return tree
+
+
+@pytest.fixture(scope="session")
+def built_deb(tmp_path_factory: pytest.TempPathFactory, source_tree: Path) -> BuiltDeb:
     """`packaging/build-deb` (what `make deb` runs) on this tree, into a temporary dir."""
     out = tmp_path_factory.mktemp("deb")
-    done = run([PACKAGING / "build-deb"], env=host_env(PMEMD_DEB_OUT=str(out)), timeout=1200)
+    done = run([source_tree / "packaging" / "build-deb"], env=host_env(PMEMD_DEB_OUT=str(out)),
+               timeout=1200)
     changes = Path(done.stdout.strip().splitlines()[-1])
     debs = sorted(out.glob("pmemd_*_all.deb"))
     assert changes.is_file() and len(debs) == 1, done.stdout
@@ -86,10 +100,11 @@ def built_deb(tmp_path_factory: pytest.TempPathFactory) -> BuiltDeb:
 
 
 @pytest.fixture(scope="session")
-def built_rpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built_rpm(tmp_path_factory: pytest.TempPathFactory, source_tree: Path) -> Path:
     """`packaging/build-rpm` (what `make rpm` runs) on this tree, into a temporary dir."""
     out = tmp_path_factory.mktemp("rpm")
-    done = run([PACKAGING / "build-rpm"], env=host_env(PMEMD_RPM_OUT=str(out)), timeout=1200)
+    done = run([source_tree / "packaging" / "build-rpm"], env=host_env(PMEMD_RPM_OUT=str(out)),
+               timeout=1200)
     rpm = Path(done.stdout.strip().splitlines()[-1])
     assert rpm.is_file() and rpm.suffix == ".rpm", done.stdout
     return rpm

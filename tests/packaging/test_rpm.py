@@ -28,6 +28,10 @@ def normalize(path: str) -> str | None:
     if re.search(r"\.dist-info/([^/]+)$", path) and path.rsplit("/", 1)[1] in \
             INSTALLER_BOOKKEEPING:
         return None
+    # The wheel's copy of the license: the RPM keeps it (%license), dh_python3 deletes it
+    # (Debian's licence is /usr/share/doc/pmemd/copyright).
+    if re.search(r"\.dist-info/(licenses/|license_files/|(LICENSE|COPYING)(\.[^/]*)?$)", path):
+        return None
     path = re.sub(r"^/usr/lib/python3(\.\d+)?/(dist|site)-packages/", "{python3_sitelib}/",
                   path)
     # Debian 12 has merged /usr: its /lib/systemd and /lib/udev are /usr/lib's.
@@ -52,6 +56,18 @@ def test_rpm_lists_the_same_files_as_the_deb(built_rpm: Path, built_deb: BuiltDe
     from_deb = {n for n in map(normalize, built_deb.files()) if n is not None}
     assert sorted(from_rpm - from_deb) == [] and sorted(from_deb - from_rpm) == []
     assert "/etc/pmemd.yaml" in from_rpm and "/usr/bin/pmemd" in from_rpm
+
+
+def test_both_packages_ship_every_module_of_the_tree(built_rpm: Path, built_deb: BuiltDeb,
+                                                      source_tree: Path) -> None:
+    """Both are built from one copy of the tree (see the source_tree fixture): every
+    module in it is in each package, none is missing from one of them."""
+    modules = {f"{{python3_sitelib}}/{p.relative_to(source_tree).as_posix()}"
+               for p in (source_tree / "pmemd").rglob("*.py") if "__pycache__" not in p.parts}
+    assert "{python3_sitelib}/pmemd/entry.py" in modules
+    for files in (rpm_files(built_rpm), built_deb.files()):
+        shipped = {n for n in map(normalize, files) if n is not None}
+        assert sorted(modules - shipped) == []
 
 
 def test_rpm_config_is_noreplace_and_nothing_else_is_config(built_rpm: Path) -> None:
