@@ -134,6 +134,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     machine = _machine(args)
     if args.remove_all:
         return _remove_all(args, machine)
+    if not args.dry_run:  # first: with boot.reboot auto, the reconcile may end in a reboot
+        _refresh_generator_cache(machine)
     outcome = reconcile(machine, Runner(dry_run=args.dry_run), config_path=_config_path(args),
                         dry_run=args.dry_run)
     text = (dump_json(reconcile_document(outcome)) if args.json
@@ -149,6 +151,26 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         else:
             remove_stamp(machine)
     return RECONCILE_EXIT[outcome.state]
+
+
+def _refresh_generator_cache(machine: Machine) -> str:
+    from pmemd.gencache import refresh_generator_cache
+
+    done = refresh_generator_cache(machine)
+    log.debug("generator cache %s: %s", machine.generator_cache, done)
+    return done
+
+
+def cmd_generator_cache(args: argparse.Namespace) -> int:
+    """Write pmemd-generator's cache now (reconcile and the service keep it up to date)."""
+    if args.config is not None:
+        print("pmemd: generator-cache: --config does not apply: pmemd-generator reads "
+              f"{CONFIG_PATH} under the root", file=sys.stderr)
+        return Exit.USAGE
+    machine = _machine(args)
+    done = _refresh_generator_cache(machine)
+    print(f"{machine.generator_cache}: {done}")
+    return Exit.FAILURE if done.startswith("failed") else Exit.OK
 
 
 def _remove_all(args: argparse.Namespace, machine: Machine) -> int:
@@ -280,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
              "removing the package runs); never reboots; exit 5 when it changed the boot "
              "configuration")
     reconcile_cmd.set_defaults(func=cmd_reconcile)
+
+    cache = sub.add_parser(
+        "generator-cache", parents=[common],
+        help="write pmemd-generator's cache of its output (reconcile and the service do)")
+    cache.set_defaults(func=cmd_generator_cache)
 
     serve = sub.add_parser("serve", parents=[common],
                            help="run the D-Bus service io.pmemd1 (pmemd.service runs this)")

@@ -45,8 +45,9 @@ def read_config(machine: Machine, path: Path | None = None) -> Config:
     return parse_config(data, shown)
 
 
-def read_memory_map(machine: Machine) -> MemoryMap:
-    """The firmware map from sysfs and, when readable as root, this boot's map from iomem."""
+def read_firmware_map(machine: Machine) -> MemoryMap:
+    """The firmware map from sysfs alone (all that placing regions needs: the generator
+    reads only this, so its output does not depend on this boot's iomem)."""
     base = machine.firmware_memmap
     if not base.is_dir():
         raise MachineError(
@@ -67,6 +68,13 @@ def read_memory_map(machine: Machine) -> MemoryMap:
         raise MachineError(f"{base}/{err}") from None
     if not firmware:
         raise MachineError(f"{base}: empty firmware memory map")
+    return MemoryMap(firmware=firmware,
+                     firmware_source=machine.display("/sys/firmware/memmap"))
+
+
+def read_memory_map(machine: Machine) -> MemoryMap:
+    """The firmware map from sysfs and, when readable as root, this boot's map from iomem."""
+    firmware = read_firmware_map(machine)
     edited = None
     image: tuple[MemRange, ...] = ()
     try:
@@ -81,8 +89,8 @@ def read_memory_map(machine: Machine) -> MemoryMap:
         if nodes is not None:
             edited, image = iomem_to_map(nodes)
     return MemoryMap(
-        firmware=firmware,
-        firmware_source=machine.display("/sys/firmware/memmap"),
+        firmware=firmware.firmware,
+        firmware_source=firmware.firmware_source,
         edited=edited,
         edited_source=machine.display("/proc/iomem") if edited is not None else None,
         kernel_image=image,

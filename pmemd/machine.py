@@ -136,6 +136,11 @@ class Machine:
         return self.path(f"{STATE_DIR}/converged")
 
     @property
+    def generator_cache(self) -> Path:
+        """pmemd-generator's output, keyed by what it depends on (see pmemd.gencache)."""
+        return self.path(f"{STATE_DIR}/generator-cache")
+
+    @property
     def runtime_reboot_required(self) -> Path:
         return self.path(f"{RUNTIME_DIR}/reboot-required")
 

@@ -57,6 +57,7 @@ from pmemd.config import parse_config
 from pmemd.errors import ConfigError, MachineError, PmemdError, Problem
 from pmemd.facts import read_config, read_facts
 from pmemd.filesystem import make_region_filesystem
+from pmemd.gencache import refresh_generator_cache
 from pmemd.machine import CONFIG_PATH, Machine
 from pmemd.model import (
     Config,
@@ -421,6 +422,7 @@ class ManagerInterface(_Interface):
     @dbus_method()
     async def Reload(self) -> None:
         self.service.refresh()
+        refresh_generator_cache(self.service.machine)  # the next boot's generator replays it
 
     @dbus_method("a(sss)", yaml="s")
     async def Validate(self, yaml: str) -> list[WarningTuple]:
@@ -680,6 +682,7 @@ class Service:
                 raise ConfigError(result.problems)
             transaction = Transaction()
             transaction.write(target, yaml, mode=0o644)
+            refresh_generator_cache(self.machine)  # before the reload that runs the generator
             try:
                 self.systemd.daemon_reload()
             except PmemdError:

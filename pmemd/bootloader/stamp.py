@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+from pmemd.fingerprint import code_files, content, hexed, identity, tree, unhexed
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,46 +30,6 @@ MAGIC = "pmemd-converged-stamp 1"
 # Under the root; the same file as pmemd.machine.Machine.converged_stamp (tested).
 STAMP = "var/lib/pmemd/converged"
 _KERNEL_IMAGE = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss")
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _hex(text: str) -> str:
-    return text.encode("utf-8", "surrogateescape").hex()
-
-
-def _unhex(text: str) -> str:
-    return bytes.fromhex(text).decode("utf-8", "surrogateescape")
-
-
-def _identity(path: str) -> str:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "-"
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-
-
-def _content(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().hex()
-    except OSError:
-        return "-"
-
-
-def _tree(path: str) -> str:
-    """The files one or two levels below a sysfs directory, names and contents."""
-    try:
-        parts = []
-        for name in sorted(os.listdir(path)):
-            full = os.path.join(path, name)
-            children = sorted(os.listdir(full)) if os.path.isdir(full) else [""]
-            for child in children:
-                leaf = os.path.join(full, child) if child else full
-                parts.append(f"{name}/{child}\0{_content(leaf)}")
-        return _hex("\0".join(parts))
-    except OSError:
-        return "-"
 
 
 def _kernel_image_clear(iomem: str, regions: str) -> bool:
@@ -87,15 +49,6 @@ def _kernel_image_clear(iomem: str, regions: str) -> bool:
         if any(start < r_end and r_start < end for r_start, r_end in ranges):
             return False
     return True
-
-
-def _code_files() -> list[str]:
-    found = []
-    for directory in (_PACKAGE, os.path.join(_PACKAGE, "bootloader")):
-        found.append(directory)
-        found.extend(os.path.join(directory, n) for n in sorted(os.listdir(directory))
-                     if n.endswith(".py"))
-    return found
 
 
 def invocation(argv: Sequence[str]) -> tuple[str, str] | None:
@@ -126,16 +79,16 @@ def _check(line: str, root: str, config: str) -> bool:
     if kind == "python":
         return rest == str(sys.hexversion)
     if kind == "invocation":
-        return name == _hex(root) and value == _hex(config)
+        return name == hexed(root) and value == hexed(config)
     if kind in ("output", "errors"):
         return True
-    path = _unhex(name)
+    path = unhexed(name)
     if kind == "stat":
-        return _identity(path) == value
+        return identity(path) == value
     if kind == "content":
-        return _content(path) == value
+        return content(path) == value
     if kind == "tree":
-        return _tree(path) == value
+        return tree(path) == value
     if kind == "exists":
         return str(int(os.path.exists(path))) == value
     if kind == "kernel-image":
@@ -163,9 +116,9 @@ def replay_converged(argv: Sequence[str]) -> int | None:
             if not _check(line, root, config):
                 return None
             if line.startswith("output "):
-                output = _unhex(line[len("output ") :])
+                output = unhexed(line[len("output ") :])
             elif line.startswith("errors "):
-                errors = _unhex(line[len("errors ") :])
+                errors = unhexed(line[len("errors ") :])
     except (ValueError, OSError):
         return None
     if output is None:
@@ -174,7 +127,22 @@ def replay_converged(argv: Sequence[str]) -> int | None:
     sys.stdout.flush()
     if errors:
         sys.stderr.write(errors)
+    _keep_generator_cache(root)
     return 0
+
+
+def _keep_generator_cache(root: str) -> None:
+    """Make the generator's cache again when it is missing or stale (a new config, a pmemd
+    upgrade): checking costs a read and a few stats; only making it imports the full code."""
+    from pmemd import gencache
+
+    if gencache.cache_is_current(root):
+        return
+    from pathlib import Path
+
+    from pmemd.machine import Machine
+
+    gencache.refresh_generator_cache(Machine(Path(root)))
 
 
 def write_stamp(machine: Machine, root_arg: str, config_arg: str | None, *,
@@ -187,22 +155,22 @@ def write_stamp(machine: Machine, root_arg: str, config_arg: str | None, *,
     root = os.path.abspath(root_arg)
     config = os.path.abspath(config_arg) if config_arg else ""
     virtual = tuple(f"{p}/" for p in machine.virtual_roots)
-    lines = [MAGIC, f"python {sys.hexversion}", f"invocation {_hex(root)} {_hex(config)}"]
-    lines += [f"stat {_hex(p)} {_identity(p)}" for p in _code_files()]
+    lines = [MAGIC, f"python {sys.hexversion}", f"invocation {hexed(root)} {hexed(config)}"]
+    lines += [f"stat {hexed(p)} {identity(p)}" for p in code_files()]
     for raw in dict.fromkeys(os.path.abspath(p) for p in inputs):
         if raw == os.path.abspath(machine.iomem):
             ranges = ",".join(f"{r.start}-{r.end}" for r in regions)
-            lines.append(f"kernel-image {_hex(raw)} {ranges}")
+            lines.append(f"kernel-image {hexed(raw)} {ranges}")
         elif not raw.startswith(virtual):
-            lines.append(f"stat {_hex(raw)} {_identity(raw)}")
+            lines.append(f"stat {hexed(raw)} {identity(raw)}")
         elif raw == os.path.abspath(machine.firmware_memmap):
-            lines.append(f"tree {_hex(raw)} {_tree(raw)}")
+            lines.append(f"tree {hexed(raw)} {tree(raw)}")
         elif os.path.isdir(raw) or not os.path.exists(raw):
-            lines.append(f"exists {_hex(raw)} {int(os.path.exists(raw))}")
+            lines.append(f"exists {hexed(raw)} {int(os.path.exists(raw))}")
         else:
-            lines.append(f"content {_hex(raw)} {_content(raw)}")
-    lines.append(f"output {_hex(output)}")
-    lines.append(f"errors {_hex(errors)}")
+            lines.append(f"content {hexed(raw)} {content(raw)}")
+    lines.append(f"output {hexed(output)}")
+    lines.append(f"errors {hexed(errors)}")
     write_atomic(machine.converged_stamp, "\n".join(lines) + "\n", mode=0o644)
 
 
