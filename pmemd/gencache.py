@@ -213,6 +213,14 @@ def _check(kind: str, fields: list[str], root: str) -> bool:
 _OUTPUT_KINDS = ("kmsg", "file", "link", "log")
 
 
+def _inside(path: str) -> str:
+    """``path`` when it stays inside the output directory (a generator writes nowhere
+    else, whatever a cache says)."""
+    if not path or path.startswith("/") or ".." in path.split("/") or "\0" in path:
+        raise ValueError(f"not a path inside the output directory: {path!r}")
+    return path
+
+
 def read_cached(root: str) -> tuple[str, list[Output], list[tuple[int, str]]] | None:
     """``(kmsg path, outputs, log records)`` when the cache under ``root`` exists, is whole
     and every part of its key matches the machine now; ``None`` otherwise (a miss)."""
@@ -230,9 +238,9 @@ def read_cached(root: str) -> tuple[str, list[Output], list[tuple[int, str]]] | 
             if kind == "kmsg":
                 kmsg = unhexed(fields[0])
             elif kind == "file":
-                outputs.append((unhexed(fields[0]), unhexed(fields[1]), None))
+                outputs.append((_inside(unhexed(fields[0])), unhexed(fields[1]), None))
             elif kind == "link":
-                outputs.append((unhexed(fields[0]), "", unhexed(fields[1])))
+                outputs.append((_inside(unhexed(fields[0])), "", unhexed(fields[1])))
             elif kind == "log":
                 records.append((int(fields[0]), unhexed(fields[1])))
             elif not _check(kind, fields, root):

@@ -219,6 +219,22 @@ def test_a_damaged_cache_is_a_miss_never_a_crash_or_a_wrong_unit(tmp_path: Path)
     assert not run.hit and run.normal == full.normal
 
 
+def test_a_cache_naming_a_file_outside_the_output_directory_is_a_miss(tmp_path: Path) -> None:
+    """Even with a right checksum: the generator writes into its output directory only."""
+    from pmemd.gencache import render_cache
+
+    root = case_root("one-xfs", tmp_path)
+    write_cache(root)
+    lines = cache_file(root).read_text().splitlines()[1:-1]
+    key = [line for line in lines if line.split(" ")[0] not in ("kmsg", "file", "link", "log")]
+    escape = tmp_path / "escaped"
+    cache_file(root).write_text(render_cache(key, "/dev/null", [
+        (f"../../../../../../../../..{escape}", "[Unit]\n", None)], []))
+    run = generate(root)
+    assert not run.hit and not escape.exists()
+    assert run.normal == snapshot(GOLDEN / "one-xfs/expected/normal")
+
+
 def test_a_stale_leftover_from_another_config_is_a_miss(tmp_path: Path) -> None:
     """/var not mounted yet at generator time: the root file system may hold an old cache
     under the mount point. Its key does not match today's config, so it is not used."""
