@@ -134,10 +134,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     machine = _machine(args)
     if args.remove_all:
         return _remove_all(args, machine)
-    if not args.dry_run:  # first: with boot.reboot auto, the reconcile may end in a reboot
-        _refresh_generator_cache(machine)
     outcome = reconcile(machine, Runner(dry_run=args.dry_run), config_path=_config_path(args),
-                        dry_run=args.dry_run)
+                        dry_run=args.dry_run,
+                        # before writing: with boot.reboot auto, reconcile may end in a reboot
+                        when_valid=None if args.dry_run else lambda: _refresh_generator_cache(
+                            machine))
     text = (dump_json(reconcile_document(outcome)) if args.json
             else render_reconcile_text(outcome))
     sys.stdout.write(text)

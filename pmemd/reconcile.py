@@ -159,9 +159,11 @@ def _inputs(machine: Machine, config_path: Path, backend: Backend,
 
 def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = None,
               dry_run: bool = False, reboot: Callable[[], None] = request_reboot,
-              live: bool | None = None) -> Outcome:
+              live: bool | None = None,
+              when_valid: Callable[[], object] | None = None) -> Outcome:
     """``live``: the tree is the running system, which ``boot.reboot: auto`` may reboot
-    (default: only when it is ``/``)."""
+    (default: only when it is ``/``). ``when_valid`` runs once the config is known to be
+    valid, before anything is written (an invalid config writes nothing at all)."""
     config_file = config_path if config_path is not None else machine.config
     config = read_config(machine, config_path)
     facts = read_facts(machine)
@@ -173,6 +175,8 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
     before = plan_boot(config, facts, state.owned, before_boot.cmdline or Cmdline(()))
     if before.problems:
         raise ConfigError(before.problems)
+    if when_valid is not None:
+        when_valid()
     edit = boot_edit(before)
     owned = owned_after(before, state.owned, edit)
     write = backend.plan_write(before_boot, edit, owned)
