@@ -8,7 +8,6 @@ duplicate keys, anchors/aliases, tags and YAML 1.1 surprises (``no`` → false, 
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 import re
 from collections.abc import Callable
@@ -205,6 +204,8 @@ class _Reader:
                         f"duplicate key {name!r} (first set on line {first.line})")
                 continue
             if name not in allowed:
+                import difflib  # only for this message: keeps the generator's start-up lean
+
                 hint = difflib.get_close_matches(name, allowed, n=1)
                 known = (f"did you mean {hint[0]!r}?" if hint
                          else "known keys: " + ", ".join(allowed))
