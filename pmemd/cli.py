@@ -19,7 +19,6 @@ from pmemd.plan import plan
 from pmemd.report import (
     dump_json,
     memmap_document,
-    plan_document,
     render_memmap_text,
     render_plan_text,
 )
@@ -103,12 +102,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = read_config(machine, _config_path(args))
     facts = read_facts(machine, devices=True)
     from pmemd.reconcile import plan_boot, read_boot_view
-    from pmemd.report import boot_document, render_boot_lines
+    from pmemd.report import plan_with_boot_document, render_boot_lines
 
     boot = read_boot_view(machine, config)  # judge against the bootloader's next boot
     result = plan_boot(config, facts, boot.owned, boot.target)
     if args.json:
-        sys.stdout.write(dump_json({**plan_document(result), "bootloader": boot_document(boot)}))
+        sys.stdout.write(dump_json(plan_with_boot_document(result, boot)))
     else:
         where = "this machine" if machine.root == Path("/") else str(machine.root)
         sys.stdout.write(render_plan_text(result, config, facts.kernel, where,

@@ -249,6 +249,11 @@ def render_boot_lines(view: BootView) -> list[str]:
     return lines
 
 
+def plan_with_boot_document(plan: Plan, view: BootView) -> dict[str, Any]:
+    """The ``pmemd plan --json`` document (also D-Bus ``GetPlan``)."""
+    return {**plan_document(plan), "bootloader": boot_document(view)}
+
+
 def boot_document(view: BootView) -> dict[str, Any]:
     boot = view.next_boot
     return {

@@ -72,7 +72,7 @@ from pmemd.model import (
 from pmemd.plan import plan as plan_config
 from pmemd.polkit import Action, Authority, Caller
 from pmemd.reconcile import BootView, plan_boot, read_boot_view, reconcile
-from pmemd.report import boot_document, dump_json, plan_document, render_reconcile_text
+from pmemd.report import dump_json, plan_with_boot_document, render_reconcile_text
 from pmemd.runner import Runner
 from pmemd.systemctl import Systemd
 from pmemd.units import region_unit_names
@@ -624,8 +624,7 @@ class Service:
             raise MachineError(status.machine_error or "the machine could not be read")
         if self._plan_json is None:
             assert status.boot is not None
-            self._plan_json = dump_json({**plan_document(status.plan),
-                                         "bootloader": boot_document(status.boot)})
+            self._plan_json = dump_json(plan_with_boot_document(status.plan, status.boot))
         return self._plan_json
 
     def validate(self, yaml: str) -> list[WarningTuple]:
