@@ -29,7 +29,8 @@ from pmemd.errors import CommandError
 from pmemd.runner import Runner
 
 HERE = Path(__file__).resolve().parent
-CACHE = HERE / "cache"
+# PMEMD_VM_CACHE: another cache directory (e.g. an empty one, to time a build from scratch)
+CACHE = Path(os.environ.get("PMEMD_VM_CACHE") or HERE / "cache")
 SCRIPT = HERE / "image.sh"
 PACKAGES = HERE / "packages"
 GUEST = HERE / "guest"
