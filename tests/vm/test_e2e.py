@@ -1,0 +1,372 @@
+"""pmemd's whole job on a real system, from ``/etc/pmemd.yaml`` to verified DAX mounts through
+real reboots: a Debian 12 guest under qemu that boots from its own GRUB, with the .deb built
+from this checkout.
+
+The four scenarios share one guest and run in order, each starting from the machine the
+one before left (six boots in all; a scenario whose predecessor failed fails at once and
+says so):
+
+1. fresh install, two regions (xfs 512 MiB — below the size where mkfs.xfs 6.1 needs an
+   explicit AG count — and ext4 256 MiB): pmemd-reconcile.service writes GRUB through the
+   real update-grub and reports a reboot required on D-Bus; with ``reboot: auto`` it
+   reboots; after that boot both options are on /proc/cmdline, both /dev/pmem devices are
+   there, both filesystems mounted with DAX, files written and read back, converged;
+2. one region removed (the other switched to ``on-boot: keep``): its option, device, mount
+   and units are gone and its RAM is the system's again; the other region's filesystem and
+   file survived the warm reboot;
+3. an invalid config: a located error from ``pmemctl validate`` and in the journal, GRUB's
+   files byte for byte unchanged, and the machine boots normally with the valid region;
+4. a boot without pmemd's options (a one-time GRUB entry of the admin's, right after pmemd's
+   automatic reboot): the devices never appear, the boot still reaches multi-user (no
+   emergency mode), pmemd reports degraded with the cause and each region's reason and does
+   not reboot again; the admin's next reboot takes the default entry and converges.
+
+Serial console of each scenario: ``tests/vm/artifacts/<test>/console.log``; the guest's
+whole console and every step's script and output: ``tests/vm/artifacts/e2e-guest/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.vm.conftest import ARTIFACTS
+from tests.vm.e2e import (
+    GRUB_FILES,
+    ConsoleSlices,
+    DebError,
+    Journey,
+    RegionSpec,
+    build_pmemd_deb,
+    default_entry_options,
+    device_at,
+    failed_units,
+    memmap_options,
+    mount_at,
+    render_config,
+    size_bytes,
+)
+from tests.vm.image import Image, ImageError, ensure_with_debs
+from tests.vm.qemu import Guest
+from tests.vm.steps import boot_once_without_options
+
+pytestmark = pytest.mark.vm
+
+DATA = RegionSpec("data", "512M", "1G", "xfs", "/pmem-data", options=("noatime",))
+SCRATCH = RegionSpec("scratch", "256M", "1536M", "ext4", "/pmem-scratch")
+BOOTS = 6  # the journey's boots; one more is a reboot nobody asked for
+TOTAL_TIMEOUT = 3600.0
+MiB = 1 << 20
+
+
+@dataclasses.dataclass
+class Trip:
+    """The shared guest and what each scenario leaves for the next."""
+
+    journey: Journey
+    console: ConsoleSlices
+    done: set[int] = dataclasses.field(default_factory=set)
+    seen: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def require(self, scenario: int) -> None:
+        if scenario not in self.done:
+            pytest.fail(f"scenario {scenario} did not complete, and this one starts from the "
+                        "machine it leaves (see its failure)", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def trip(vm_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trip]:
+    """The guest, booted once from an image with pmemd's .deb from this checkout."""
+    try:
+        deb = build_pmemd_deb(tmp_path_factory.mktemp("deb"))
+        image = ensure_with_debs([deb])
+    except (DebError, ImageError) as err:
+        pytest.fail(f"the end-to-end guest cannot be prepared: {err}", pytrace=False)
+    guest = Guest(image.path, ARTIFACTS / "e2e-guest", max_boots=BOOTS, timeout=TOTAL_TIMEOUT)
+    console = ConsoleSlices(guest.console_log)
+    guest.start()
+    try:
+        yield Trip(Journey(guest), console)
+    finally:
+        guest.close()
+
+
+@pytest.fixture
+def scenario(trip: Trip, vm_artifacts: Path,
+             vm_timing: Callable[[str, float], None]) -> Iterator[Trip]:
+    """One scenario: its part of the serial console is kept in its artifact directory."""
+    trip.console.mark()
+    started = time.monotonic()
+    try:
+        yield trip
+    finally:
+        trip.console.save(vm_artifacts / "console.log")
+        vm_timing("scenario", time.monotonic() - started)
+
+
+def regions_by_name(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["Name"]: r for r in snapshot["pmemctl_regions_json"]}
+
+
+def plan_devices(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["region"]: d for d in snapshot["pmemd_plan_json"]["devices"]}
+
+
+def assert_dax_mount(snapshot: dict[str, Any], region: RegionSpec) -> str:
+    """The region's device (found by its physical address in sysfs) is mounted at its
+    mountpoint with its filesystem and DAX on; returns the device's name."""
+    found = device_at(snapshot, size_bytes(region.offset))
+    assert found is not None, f"no /dev/pmem device at {region.offset}: {snapshot['devices']}"
+    name, device = found
+    assert device["node"] and device["size"] == size_bytes(region.size), device
+    assert device["dax"] == "1", device  # /sys/block/pmemN/queue/dax
+    assert snapshot["links"].get(f"0x{size_bytes(region.offset):x}") == name, snapshot["links"]
+    mount = mount_at(snapshot, region.mountpoint)
+    assert mount is not None, f"{region.mountpoint} is not mounted: {snapshot['mounts']}"
+    assert mount["source"] == f"/dev/{name}" and mount["fstype"] == region.fstype, mount
+    assert "dax=always" in mount["options"], mount
+    assert set(region.options) <= set(mount["options"]), mount
+    return name
+
+
+def assert_roundtrip(trip: Trip, region: RegionSpec, token: str) -> None:
+    done = trip.journey.roundtrip(region.mountpoint, token, f"roundtrip-{region.name}")
+    assert done["read"] == token, done
+    assert done["dax"], f"the file on {region.mountpoint} is not DAX (statx): {done}"
+
+
+# --- 1 ------------------------------------------------------------------------------------
+
+
+def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
+        scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
+    trip, journey = scenario, scenario.journey
+    first = journey.first_boot()
+    vm_timing("boot 1 (fresh install) to multi-user", first.seconds)
+
+    # As installed: the package's /etc/pmemd.yaml declares no region, nothing is changed.
+    installed = journey.snapshot("installed")
+    assert installed["pmemctl_status_json"]["State"] == "converged", installed["pmemctl_status"]
+    assert memmap_options(installed["cmdline"]) == [] and installed["devices"] == {}
+    grub_before = journey.files(GRUB_FILES, "grub-before")
+    assert grub_before["/etc/default/grub.d/pmemd.cfg"] is None
+
+    journey.install_config(render_config([DATA, SCRATCH], reboot="never"))
+    assert journey.property("State") == 's "changes-pending"'
+    started = time.monotonic()
+    reconciled = journey.reconcile_unit("reconcile")
+    vm_timing("pmemd-reconcile.service with update-grub", time.monotonic() - started)
+    assert (reconciled["result"], reconciled["status"]) == ("success", "5"), reconciled
+    assert "Ran: /usr/sbin/update-grub" in reconciled["journal"], reconciled["journal"]
+    assert "reboot required" in reconciled["journal"], reconciled["journal"]
+
+    grub = journey.files(GRUB_FILES, "grub-after")
+    default = default_entry_options((grub["/boot/grub/grub.cfg"] or b"").decode())
+    assert memmap_options(default) == [DATA.memmap, SCRATCH.memmap], default
+    assert grub["/etc/default/grub"] == grub_before["/etc/default/grub"]  # the admin's file
+    assert DATA.memmap.encode() in (grub["/etc/default/grub.d/pmemd.cfg"] or b"")
+    assert journey.property("RebootRequired") == "b true"
+    assert journey.property("State") == 's "reboot-required"'
+    assert journey.check("cat /run/reboot-required\n", "reboot-marker").stdout.strip()
+    assert journey.guest.boots == 1
+
+    # boot.reboot: auto — the same unit, as at boot, now reboots the machine itself.
+    journey.install_config(render_config([DATA, SCRATCH], reboot="auto"))
+    started = time.monotonic()
+    second = journey.reconcile_reboots("reconcile-reboots")
+    vm_timing("reconcile's reboot to multi-user", time.monotonic() - started)
+    assert journey.guest.boots == 2
+    previous = journey.journal("journal-reboot", "-b", "-1", "-u", "pmemd-reconcile.service")
+    assert "rebooting (boot.reboot: auto" in previous, previous
+
+    booted = journey.snapshot("booted")
+    assert booted["boot_id"] == second.boot_id
+    assert memmap_options(booted["cmdline"]) == [DATA.memmap, SCRATCH.memmap], booted["cmdline"]
+    assert len(booted["devices"]) == 2, booted["devices"]
+    devices = {r.name: assert_dax_mount(booted, r) for r in (DATA, SCRATCH)}
+    for region in (DATA, SCRATCH):
+        assert_roundtrip(trip, region, secrets.token_hex(16))
+    status = booted["pmemctl_status_json"]
+    assert (status["State"], status["RebootRequired"]) == ("converged", False), \
+        booted["pmemctl_status"]["stdout"]
+    assert "State: converged" in booted["pmemctl_status"]["stdout"]
+    assert "Regions: 2 configured, 2 ready" in booted["pmemctl_status"]["stdout"]
+    assert booted["reboot_required"].strip() == "b false"
+    assert booted["pmemd_plan"]["status"] == 0, booted["pmemd_plan"]
+    assert {name: d["state"] for name, d in plan_devices(booted).items()} == \
+        {"data": "ready", "scratch": "ready"}
+    assert booted["run_markers"]["/run/reboot-required"] is None
+    assert booted["system_state"] == "running", failed_units(booted)
+    trip.seen.update(booted=booted, devices=devices)
+    trip.done.add(1)
+
+
+# --- 2 ------------------------------------------------------------------------------------
+
+
+def test_removing_a_region_takes_its_option_device_and_mount_away_and_keeps_the_other(
+        scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
+    trip, journey = scenario, scenario.journey
+    trip.require(1)
+    before: dict[str, Any] = trip.seen["booted"]
+    kept = dataclasses.replace(DATA, on_boot="keep")
+    data_device = trip.seen["devices"]["data"]
+    uuid = journey.check(f"blkid -p -o value -s UUID /dev/{data_device}\n", "uuid").stdout
+    token = secrets.token_hex(16)
+    assert_roundtrip(trip, kept, token)
+
+    journey.install_config(render_config([kept], reboot="auto"))
+    started = time.monotonic()
+    third = journey.reconcile_reboots("reconcile-removes")
+    vm_timing("reconcile's reboot to multi-user", time.monotonic() - started)
+    assert journey.guest.boots == 3
+
+    after = journey.snapshot("removed")
+    assert after["boot_id"] == third.boot_id
+    assert memmap_options(after["cmdline"]) == [DATA.memmap], after["cmdline"]
+    grub = journey.files(GRUB_FILES, "grub-removed")
+    assert memmap_options(default_entry_options((grub["/boot/grub/grub.cfg"] or b"").decode())
+                          ) == [DATA.memmap]
+    # The removed region: no device at its address, no mount, no units; its RAM is back.
+    assert device_at(after, size_bytes(SCRATCH.offset)) is None, after["devices"]
+    assert list(after["links"]) == [f"0x{size_bytes(DATA.offset):x}"], after["links"]
+    assert mount_at(after, SCRATCH.mountpoint) is None, after["mounts"]
+    assert "0x60000000" not in after["pmemd_units"] and "scratch" not in after["pmemd_units"]
+    returned = (after["mem_total_kib"] - before["mem_total_kib"]) * 1024
+    assert abs(returned - size_bytes(SCRATCH.size)) < 8 * MiB, (before["mem_total_kib"],
+                                                              after["mem_total_kib"])
+    # The other region: the same option, device and filesystem, and its file survived the
+    # warm reboot (on-boot: keep; emulated pmem is RAM, which a reset does not clear).
+    assert assert_dax_mount(after, kept) == data_device
+    assert journey.check(f"blkid -p -o value -s UUID /dev/{data_device}\n",
+                         "uuid-after").stdout == uuid
+    assert journey.read_token(kept.mountpoint, "token-after") == token
+    makefs = journey.journal("journal-makefs", "-b", "-u", "pmemd-makefs@*")
+    assert "keeps the existing xfs filesystem" in makefs, makefs
+    assert after["pmemctl_status_json"]["State"] == "converged", after["pmemctl_status"]
+    assert "Regions: 1 configured, 1 ready" in after["pmemctl_status"]["stdout"]
+    assert after["system_state"] == "running", failed_units(after)
+    trip.seen.update(removed=after, kept=kept, grub=grub)
+    trip.done.add(2)
+
+
+# --- 3 ------------------------------------------------------------------------------------
+
+
+def test_an_invalid_config_is_reported_changes_nothing_and_the_machine_boots(
+        scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
+    trip, journey = scenario, scenario.journey
+    trip.require(2)
+    kept: RegionSpec = trip.seen["kept"]
+    # A new region with a leading zero: the kernel would read 0256M as octal; pmemd refuses.
+    typo = dataclasses.replace(SCRATCH, size="0256M")
+    text = render_config([kept, typo], reboot="auto")
+    line = text.splitlines().index("    size: 0256M") + 1
+    where = f"/etc/pmemd.yaml:{line}:11: regions[1].size:"
+    # GRUB's inputs, its generated config and its environment block (grub-reboot's state)
+    grub_state = (*GRUB_FILES, "/boot/grub/grubenv")
+    grub_before = journey.files(grub_state, "grub-before")
+
+    journey.install_config(text)
+    validate = journey.run("pmemctl validate /etc/pmemd.yaml\n", "validate")
+    assert validate.status == 3, validate
+    assert where in validate.stderr and "octal" in validate.stderr, validate.stderr
+    reconciled = journey.reconcile_unit("reconcile-invalid")
+    assert (reconciled["result"], reconciled["status"]) == ("exit-code", "3"), reconciled
+    assert where in reconciled["journal"], reconciled["journal"]
+    assert journey.property("State") == 's "invalid-config"'
+    status = journey.run("pmemctl status\n", "status")
+    assert f"Problem: {where}" in status.stdout, status.stdout
+    assert journey.files(grub_state, "grub-unchanged") == grub_before
+
+    before = trip.seen["removed"]
+    fourth = journey.guest.reboot()
+    vm_timing("reboot by hand to multi-user", fourth.seconds)
+    booted = journey.snapshot("booted-invalid")
+    assert booted["cmdline"] == before["cmdline"]
+    assert journey.files(grub_state, "grub-after-boot") == grub_before
+    # It booted normally: only pmemd-reconcile.service failed (the config is invalid).
+    assert booted["system_state"] == "degraded" and failed_units(booted) == [
+        "pmemd-reconcile.service"], (booted["system_state"], booted["failed_units"])
+    generator = journey.journal("journal-generator", "-b", "-t", "pmemd-generator")
+    assert f"{where} '0256M' has a leading zero" in generator, generator
+    assert "ignoring regions[1]" in generator, generator
+    at_boot = journey.journal("journal-reconcile", "-b", "-u", "pmemd-reconcile.service")
+    assert where in at_boot, at_boot
+    # The generator left out only the bad region: the valid one is mounted with DAX.
+    assert_dax_mount(booted, kept)
+    assert mount_at(booted, typo.mountpoint) is None
+    assert booted["pmemctl_status_json"]["State"] == "invalid-config"
+    assert journey.guest.boots == 4
+    trip.done.add(3)
+
+
+# --- 4 ------------------------------------------------------------------------------------
+
+
+def test_a_boot_without_the_options_reaches_multi_user_and_is_reported_degraded(
+        scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
+    trip, journey = scenario, scenario.journey
+    trip.require(3)
+    regions = [DATA, SCRATCH]  # a valid config again, both regions (recreate)
+    # The admin has made an entry of their own the next boot's, once (as picking it at the
+    # GRUB menu would); pmemd's automatic reboot then boots it, without pmemd's options.
+    journey.check(boot_once_without_options(), "one-time-entry", timeout=300)
+    journey.install_config(render_config(regions, reboot="auto"))
+    started = time.monotonic()
+    fifth = journey.reconcile_reboots("reconcile-reboots-once")
+    vm_timing("reconcile's reboot into the one-time entry", time.monotonic() - started)
+
+    # The boot reached multi-user.target (the step runner starts after it) ...
+    assert journey.guest.boots == 5
+    degraded = journey.snapshot("degraded")  # ... and systemd finished starting up
+    assert degraded["boot_id"] == fifth.boot_id
+    assert memmap_options(degraded["cmdline"]) == [] and degraded["devices"] == {}
+    assert degraded["system_state"] == "degraded", degraded["system_state"]
+    assert failed_units(degraded) == ["pmemd-reconcile.service"], degraded["failed_units"]
+    rescue = journey.run("systemctl is-active emergency.target rescue.target\n", "rescue")
+    assert rescue.stdout.split() == ["inactive", "inactive"], rescue
+    assert degraded["mounts"] == []
+    waited = [line for line in journey.journal("journal-devices", "-b").splitlines()
+              if "by-pmem-address" in line or "DAX filesystem of pmem region" in line]
+    for region in regions:
+        address = f"/dev/disk/by-pmem-address/0x{size_bytes(region.offset):x}"
+        assert any(line.startswith("Timed out waiting for device") and address in line
+                   for line in waited), waited
+
+    # pmemd: degraded, with the likely cause; each region missing, with its reason.
+    status = degraded["pmemctl_status_json"]
+    assert status["State"] == "degraded", degraded["pmemctl_status"]
+    assert "State: degraded" in degraded["pmemctl_status"]["stdout"]
+    assert "Regions: 2 configured, 0 ready" in degraded["pmemctl_status"]["stdout"]
+    cause = degraded["run_markers"]["/run/pmemd/degraded"] or ""
+    assert "grub-reboot" in cause and "will not reboot again" in cause, cause
+    listed = regions_by_name(degraded)
+    planned = plan_devices(degraded)
+    for region in regions:
+        reason = f"this boot's command line lacks {region.memmap}"
+        assert listed[region.name]["State"] == "missing", listed[region.name]
+        assert reason in listed[region.name]["StateReason"], listed[region.name]
+        assert planned[region.name]["state"] == "missing" and reason in \
+            planned[region.name]["reason"], planned[region.name]
+        assert reason in degraded["pmemd_plan"]["stdout"]
+    assert journey.guest.boots == 5  # no second automatic reboot
+
+    # The admin reboots: the default entry carries the options again.
+    sixth = journey.guest.reboot()
+    vm_timing("reboot by hand into the default entry", sixth.seconds)
+    healed = journey.snapshot("healed")
+    assert memmap_options(healed["cmdline"]) == [DATA.memmap, SCRATCH.memmap]
+    for region in regions:
+        assert_dax_mount(healed, region)
+    assert healed["pmemctl_status_json"]["State"] == "converged", healed["pmemctl_status"]
+    assert healed["system_state"] == "running", failed_units(healed)
+    assert journey.guest.poweroff() == 0
+    assert journey.guest.boots == BOOTS
+    trip.done.add(4)
