@@ -9,6 +9,12 @@ demo:
 	$(PYTHON) -m pmemd memmap --root $(DEMO_MACHINE)
 	$(PYTHON) -m pmemd plan --root $(DEMO_MACHINE) --config $(DEMO_CONFIG) || [ $$? -eq 4 ]
 
+# The same job on a real Debian 12 guest under qemu (root; tests/vm/demo.py): builds the .deb,
+# boots the guest from its own GRUB, lets pmemd reconcile and reboot it, shows the DAX mounts.
+.PHONY: demo-vm
+demo-vm:
+	$(PYTHON) -m tests.vm.demo
+
 check: lint typecheck test
 
 lint:
