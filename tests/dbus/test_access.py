@@ -232,3 +232,15 @@ def test_polkit_rules_decide_per_action(polkit_bus: PrivateBus, workdir: Path) -
     finally:
         polkitd.stop()
     assert "refused io.pmemd1.format to" in service.stderr  # the log says who was refused
+
+
+def test_pmemctl_refused_by_polkit_says_access_denied(polkit_bus: PrivateBus,
+                                                      polkit_service: Running) -> None:
+    done = subprocess.run(as_nobody(["/usr/bin/python3", "-m", "pmemd.ctl", "apply"]),
+                          cwd=REPO, env={"DBUS_SYSTEM_BUS_ADDRESS": polkit_bus.address,
+                                         "PATH": "/usr/bin:/bin"},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("pmemctl: access denied: not allowed to change pmemd's "
+                                  "configuration and the kernel command line")
