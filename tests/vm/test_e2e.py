@@ -71,6 +71,7 @@ class Trip:
 
     journey: Journey
     console: ConsoleSlices
+    prepared: float  # seconds to build the .deb and the image with it installed
     done: set[int] = dataclasses.field(default_factory=set)
     seen: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -83,6 +84,7 @@ class Trip:
 @pytest.fixture(scope="module")
 def trip(vm_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trip]:
     """The guest, booted once from an image with pmemd's .deb from this checkout."""
+    started = time.monotonic()
     try:
         deb = build_pmemd_deb(tmp_path_factory.mktemp("deb"))
         image = ensure_with_debs([deb])
@@ -92,7 +94,7 @@ def trip(vm_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     console = ConsoleSlices(guest.console_log)
     guest.start()
     try:
-        yield Trip(Journey(guest), console)
+        yield Trip(Journey(guest), console, time.monotonic() - started)
     finally:
         guest.close()
 
@@ -147,6 +149,7 @@ def assert_roundtrip(trip: Trip, region: RegionSpec, token: str) -> None:
 def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
         scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
     trip, journey = scenario, scenario.journey
+    vm_timing(".deb build + image with it installed", trip.prepared)
     first = journey.first_boot()
     vm_timing("boot 1 (fresh install) to multi-user", first.seconds)
 
