@@ -350,6 +350,9 @@ def test_a_boot_without_the_options_reaches_multi_user_and_is_reported_degraded(
     assert "Regions: 2 configured, 0 ready" in degraded["pmemctl_status"]["stdout"]
     cause = degraded["run_markers"]["/run/pmemd/degraded"] or ""
     assert "grub-reboot" in cause and "will not reboot again" in cause, cause
+    assert f"Warning: {cause}" in degraded["pmemctl_status"]["stdout"]
+    # pmemd plan judges against the next boot, which carries the options: reboot required.
+    assert degraded["pmemd_plan"]["status"] == 5, degraded["pmemd_plan"]
     listed = regions_by_name(degraded)
     planned = plan_devices(degraded)
     for region in regions:
