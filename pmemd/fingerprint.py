@@ -65,11 +65,12 @@ def tree(path: str) -> str:
 
 
 def code_files(extra: Sequence[str] = ()) -> list[str]:
-    """pmemd's code (the package and its bootloader package: the directories and every
-    ``.py`` in them), and the directories ``extra`` likewise."""
+    """pmemd's code (every ``.py`` of the package and its bootloader package), and the
+    modules in the directories ``extra`` likewise. The directories themselves are not
+    fingerprinted: Python writing a ``__pycache__`` changes them without changing any code,
+    and a module added to them matters only once a changed module imports it."""
     found = []
     for directory in (PACKAGE, os.path.join(PACKAGE, "bootloader"), *extra):
-        found.append(directory)
         try:
             names = sorted(os.listdir(directory))
         except OSError:

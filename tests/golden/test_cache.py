@@ -185,6 +185,25 @@ def test_a_change_of_pmemds_code_is_a_miss(tmp_path: Path) -> None:
     assert not generate(root, pythonpath=code).hit
 
 
+def test_python_writing_bytecode_beside_the_code_is_no_change(tmp_path: Path) -> None:
+    """A fresh checkout or install has no __pycache__ yet; Python creating it (which changes
+    the package directory, not the code) must not turn every later run into a miss."""
+    code = tmp_path / "code"
+    shutil.copytree(REPO / "pmemd", code / "pmemd",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    root = case_root("one-xfs", tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
+    written = subprocess.run([sys.executable, "-m", "pmemd", "generator-cache", "--root",
+                              str(root)], capture_output=True, text=True, check=False, env=env,
+                             cwd=tmp_path)
+    assert written.returncode == 0 and written.stdout.endswith(": written\n"), written.stderr
+    assert not (code / "pmemd" / "__pycache__").exists()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(code / "pmemd")], check=True)
+    assert (code / "pmemd" / "__pycache__").is_dir()
+    assert (code / "pmemd" / "bootloader" / "__pycache__").is_dir()
+    assert generate(root, pythonpath=code).hit
+
+
 # --- damage ---------------------------------------------------------------------------------
 
 
