@@ -66,16 +66,22 @@ def config_text(*regions: tuple[str, str, str | None], bootloader: str = "auto",
     return "\n".join(lines) + "\n"
 
 
+SNAPSHOT_SKIPS = ("proc", "sys", "dev", "usr", "bin", "lib", "lib64", "sbin")
+
+
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (not the facts of /proc and /sys): to compare before/after."""
+    """Every file under ``root`` (not the facts of /proc and /sys): to compare before/after.
+    Those trees are never entered: in a chroot they are the live kernel's, where processes
+    come and go while the walk runs."""
     files = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if relative.split("/")[0] in ("proc", "sys", "usr", "bin", "lib", "lib64", "sbin"):
-            continue
-        if path.is_file() and not path.is_symlink():
-            files[relative] = path.read_bytes()
-    return files
+    for directory, subdirs, names in os.walk(root):
+        if Path(directory) == root:
+            subdirs[:] = [d for d in subdirs if d not in SNAPSHOT_SKIPS]
+        for name in names:
+            path = Path(directory, name)
+            if path.is_file() and not path.is_symlink():
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return dict(sorted(files.items()))
 
 
 def standin_calls(root: Path) -> list[list[str]]:
