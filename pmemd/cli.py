@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from enum import IntEnum
 from pathlib import Path
 
@@ -100,7 +101,9 @@ def cmd_memmap(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     machine = _machine(args)
     config = read_config(machine, _config_path(args))
-    facts = read_facts(machine, devices=True)
+    from pmemd.history import read_history
+
+    facts = replace(read_facts(machine, devices=True), history=read_history(machine))
     from pmemd.reconcile import plan_boot, read_boot_view
     from pmemd.report import plan_with_boot_document, render_boot_lines
 
@@ -133,6 +136,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     machine = _machine(args)
     if args.remove_all:
         return _remove_all(args, machine)
+    # First, whatever happens next (an invalid config, a failing bootloader, a reboot): the
+    # next boot's on-boot: keep needs to know which ranges were pmem on this one.
+    recorded = args.dry_run or _record_boot(machine)
     outcome = reconcile(machine, Runner(dry_run=args.dry_run), config_path=_config_path(args),
                         dry_run=args.dry_run,
                         # before writing: with boot.reboot auto, reconcile may end in a reboot
@@ -144,13 +150,26 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     warnings = "".join(f"warning: {w.message}\n" for w in outcome.plan.warnings)
     sys.stderr.write(warnings)
     if not args.dry_run:
-        if outcome.stampable and not args.json:
+        if outcome.stampable and not args.json and recorded:
             write_stamp(machine, args.root, args.config, inputs=outcome.inputs,
                         regions=[r.range for r in outcome.plan.regions], output=text,
-                        errors=warnings)
+                        errors=warnings, history=(machine.boot_history, machine.boot_id,
+                                                  machine.iomem, machine.sys_nd_devices))
         else:
             remove_stamp(machine)
     return RECONCILE_EXIT[outcome.state]
+
+
+def _record_boot(machine: Machine) -> bool:
+    """This boot in the boot history (see pmemd.history); a failure is a warning."""
+    from pmemd.history import record_boot
+
+    try:
+        record_boot(machine)
+    except MachineError as err:
+        print(f"warning: {err}", file=sys.stderr)
+        return False
+    return True
 
 
 def _refresh_generator_cache(machine: Machine) -> str:
@@ -213,8 +232,30 @@ def cmd_make_filesystem(args: argparse.Namespace) -> int:
                                      Runner(dry_run=args.dry_run))
     if outcome.argv:
         print(("would run: " if args.dry_run else "ran: ") + " ".join(outcome.argv))
-    print(outcome.message())
+    if outcome.decision.alarming:  # the content the user kept is gone: a warning
+        sys.stdout.flush()
+        print(f"{_journal_priority(WARNING)}warning: {outcome.message()}", file=sys.stderr)
+    else:
+        print(outcome.message())
+    for warning in outcome.warnings:
+        print(f"{_journal_priority(WARNING)}warning: {warning}", file=sys.stderr)
     return Exit.OK
+
+
+WARNING = 4  # syslog priority
+
+
+def _journal_priority(level: int) -> str:
+    """``<N>``, which the journal reads as the line's priority, when stderr is connected to
+    the journal (systemd's ``$JOURNAL_STREAM`` names that stream); nothing otherwise."""
+    import os
+
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        info = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return ""
+    return f"<{level}>" if f"{info.st_dev}:{info.st_ino}" == f"{device}:{inode}" else ""
 
 
 def cmd_verify_dax(args: argparse.Namespace) -> int:

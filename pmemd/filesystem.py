@@ -1,13 +1,27 @@
 """Make a region's filesystem — or refuse, with the evidence.
 
-``on-boot: recreate`` (emulated pmem is DRAM) makes a fresh filesystem once per boot;
-``keep`` keeps a filesystem of the configured type and makes one only on a blank device.
+``on-boot: recreate`` (emulated pmem is DRAM) makes a fresh filesystem once per boot.
+``keep`` decides with the boot history (:mod:`pmemd.history`), because what the memory
+holds depends on the previous boot:
+
+* the range was pmem then and the device holds the filesystem pmemd made or kept on it
+  (same type and UUID) → keep it;
+* the range was ordinary RAM then (the region's first boot as pmem, or a boot without its
+  ``memmap=`` option) → what it holds is leftover RAM, even if it looks like a filesystem:
+  make a new one, and say why;
+* the range was pmem with pmemd's filesystem, and no filesystem is recognisable now → the
+  content was lost (a power cycle): make a new one, and warn;
+* otherwise (no history, or pmem without pmemd's filesystem) → keep a filesystem of the
+  configured type, make one on a blank device, and refuse anything else.
+
 Whatever the config says, pmemd never formats a device that is mounted or in use, a
 device that is not the region's (address, size and device number must all agree), or —
-with ``keep`` — a device that holds another filesystem or data blkid cannot name.
+with ``keep`` — a device that holds another filesystem or data blkid cannot name, unless
+the history proves that memory was not pmem on the previous boot.
 
 The decision (:func:`decide`) is pure; :func:`make_region_filesystem` gathers the evidence
-(sysfs, mountinfo, ``blkid -p``, the device's first and last MiB) and runs mkfs.
+(sysfs, mountinfo, ``blkid -p``, the device's first and last MiB, the boot history), runs
+mkfs and records what it did in the history.
 """
 
 from __future__ import annotations
@@ -15,7 +29,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -24,8 +38,16 @@ from pmemd.atomic import write_atomic
 from pmemd.dax import mounts_of, read_mounts
 from pmemd.devices import Located, locate_region
 from pmemd.errors import MachineError, PmemdError
+from pmemd.history import (
+    Prior,
+    PriorKind,
+    prior_of,
+    read_history,
+    record_boot,
+    record_filesystem,
+)
 from pmemd.machine import Machine
-from pmemd.model import Config, Filesystem, FsType, MountEntry, OnBoot
+from pmemd.model import Config, Filesystem, FsBasis, FsRecord, FsType, MountEntry, OnBoot
 from pmemd.runner import Runner
 from pmemd.sizes import format_bytes
 
@@ -92,32 +114,77 @@ class Probe:
 class Decision:
     action: Action
     reason: str
+    basis: FsBasis = FsBasis.KEPT_FOUND
+
+    @property
+    def alarming(self) -> bool:
+        """The user's kept content is gone: say so loudly."""
+        return self.basis in (FsBasis.LOST, FsBasis.UNTRUSTED)
 
 
-def decide(fs: Filesystem, probe: Probe, *, made_this_boot: bool = False) -> Decision:
+NO_HISTORY = Prior(PriorKind.NONE)
+
+
+def decide(fs: Filesystem, probe: Probe, *, made_this_boot: bool = False,
+           prior: Prior = NO_HISTORY) -> Decision:
     """Create or keep — or raise :class:`RefusedError` — for a device already proven to be
-    the region's and not in use."""
+    the region's and not in use. ``prior``: what the previous boot says about its range."""
     wanted = fs.type.value
     if made_this_boot and probe.fstype == wanted:
-        return Decision(Action.KEEP, f"pmemd made this {wanted} filesystem earlier on this boot")
+        return Decision(Action.KEEP, f"pmemd made this {wanted} filesystem earlier on this boot",
+                        FsBasis.KEPT_OWN)
     if fs.on_boot is OnBoot.RECREATE:
         if probe.blank:
-            return Decision(Action.CREATE, "the device is blank")
+            return Decision(Action.CREATE, "the device is blank", FsBasis.RECREATE)
         what = probe.signature or "data"
-        return Decision(Action.CREATE, f"on-boot: recreate replaces {what} ({probe.evidence()})")
+        return Decision(Action.CREATE, f"on-boot: recreate replaces {what} ({probe.evidence()})",
+                        FsBasis.RECREATE)
+    if prior.kind is PriorKind.RAM:
+        return _after_ram(prior, probe)
+    own = prior.own if prior.kind is PriorKind.PMEM else None
+    if own is not None:
+        if probe.fstype == wanted and probe.fields.get("UUID") == own.uuid:
+            return Decision(Action.KEEP, (
+                f"keeps the existing {wanted} filesystem (UUID {own.uuid}) pmemd {own.action} "
+                f"on {prior.boot}, when its range was pmem"), FsBasis.KEPT_OWN)
+        if probe.signature is None and not probe.ambivalent:
+            return Decision(Action.CREATE, (
+                f"the {own.fstype} filesystem (UUID {own.uuid}) pmemd {own.action} here on "
+                f"{prior.boot} is gone ({probe.evidence()}): its content was lost, as "
+                "emulated pmem's is at a power cycle; made a new, empty one"), FsBasis.LOST)
     if probe.ambivalent:
         raise RefusedError(f"on-boot: keep, and the device holds several signatures "
                            f"({probe.evidence()}); pmemd will not guess which is real")
     if probe.fstype == wanted:
+        if prior.kind is PriorKind.PMEM:
+            recorded = f" (UUID {own.uuid})" if own is not None else ""
+            return Decision(Action.KEEP, (
+                f"keeps the existing {wanted} filesystem ({probe.evidence()}); pmemd did not "
+                f"record it{recorded}, but its range was pmem on {prior.boot}"),
+                FsBasis.KEPT_FOUND)
         return Decision(Action.KEEP, f"keeps the existing {wanted} filesystem "
-                                     f"({probe.evidence()})")
+                                     f"({probe.evidence()})", FsBasis.KEPT_FOUND)
     if probe.blank:
-        return Decision(Action.CREATE, f"the device is blank ({probe.evidence()})")
+        return Decision(Action.CREATE, f"the device is blank ({probe.evidence()})",
+                        FsBasis.BLANK)
     held = (f"holds {probe.signature}" if probe.signature
             else "holds data that blkid cannot name")
+    why = "" if prior.kind is PriorKind.PMEM else f"; {prior.describe()}"
     raise RefusedError(f"on-boot: keep, and the device {held}, not {wanted} "
-                       f"({probe.evidence()}); to let pmemd make a new {wanted} filesystem "
-                       "there, wipe it yourself (wipefs -a DEVICE) or set on-boot: recreate")
+                       f"({probe.evidence()}){why}; to let pmemd make a new {wanted} "
+                       "filesystem there, wipe it yourself (wipefs -a DEVICE) or set "
+                       "on-boot: recreate")
+
+
+def _after_ram(prior: Prior, probe: Probe) -> Decision:
+    """The range was ordinary RAM on the previous boot: nothing on it is the user's."""
+    reason = (f"on-boot: keep, but its range was ordinary RAM, not pmem, on {prior.boot}, so "
+              "what the memory holds cannot be user data")
+    if probe.ambivalent or probe.signature:
+        what = "signatures" if probe.ambivalent else "signature"
+        return Decision(Action.CREATE, f"{reason}; the {what} it shows ({probe.evidence()}) "
+                                       "cannot be trusted", FsBasis.UNTRUSTED)
+    return Decision(Action.CREATE, f"{reason} ({probe.evidence()})", FsBasis.WAS_RAM)
 
 
 # --- mkfs ---------------------------------------------------------------------------------
@@ -242,6 +309,7 @@ class Outcome:
     device: str
     decision: Decision
     argv: tuple[str, ...] = ()  # the mkfs run, when one ran
+    warnings: tuple[str, ...] = ()  # the boot history could not be written
 
     def message(self) -> str:
         did = "made" if self.decision.action is Action.CREATE else "kept"
@@ -249,23 +317,41 @@ class Outcome:
                f"{self.decision.reason}"
 
 
+def _recorded(machine: Machine, write: Callable[[], object]) -> tuple[str, ...]:
+    """Run a boot-history write; its failure is a warning (the filesystem itself is fine)."""
+    try:
+        write()
+    except MachineError as err:
+        return (str(err),)
+    return ()
+
+
 def make_region_filesystem(machine: Machine, config: Config, name: str,
                            runner: Runner) -> Outcome:
-    """Make (or keep) region ``name``'s filesystem on its device."""
+    """Make (or keep) region ``name``'s filesystem on its device, and record it in the boot
+    history."""
     located = locate_region(machine, config, name)
     fs = located.region.filesystem
     if fs is None:
         raise MachineError(f"region {name!r} has no filesystem in the config")
     size = check_device(located)
     check_unused(located, read_mounts(machine), _holders(machine, located.device.name))
+    history = read_history(machine)
+    warnings: tuple[str, ...] = ()
+    if not runner.dry_run:
+        warnings = _recorded(machine, lambda: record_boot(machine))
     record = machine.filesystems_made / name
     probe = probe_device(runner, located.node, size)
     made = record.is_file() and (probe.fields.get("UUID") or "?") == (
         machine.read_text(record) or "").strip()
-    decision = decide(fs, probe, made_this_boot=made)
+    decision = decide(fs, probe, made_this_boot=made, prior=prior_of(history, located.range))
     shown = f"{located.device.name} ({located.node})"
     if decision.action is Action.KEEP:
-        return Outcome(name, shown, decision)
+        if not made and not runner.dry_run and history.current is not None:
+            warnings += _recorded(machine, lambda: record_filesystem(machine, FsRecord(
+                history.current or "", located.range, fs.type.value,
+                probe.fields.get("UUID", ""), name, "kept", decision.basis, decision.reason)))
+        return Outcome(name, shown, decision, warnings=warnings)
     release = machine.read_text(machine.osrelease)
     argv = mkfs_argv(fs.type, str(located.node), size=size,
                      kernel_release=(release or "").strip())
@@ -275,5 +361,10 @@ def make_region_filesystem(machine: Machine, config: Config, name: str,
     after = probe_device(runner, located.node, size)
     if after.fstype != fs.type.value:
         raise MachineError(f"{' '.join(argv)} succeeded but blkid finds {after.evidence()}")
-    write_atomic(record, (after.fields.get("UUID") or "") + "\n")
-    return Outcome(name, shown, decision, tuple(argv))
+    uuid = after.fields.get("UUID") or ""
+    write_atomic(record, uuid + "\n")
+    if history.current is not None:
+        warnings += _recorded(machine, lambda: record_filesystem(machine, FsRecord(
+            history.current or "", located.range, fs.type.value, uuid, name, "made",
+            decision.basis, decision.reason)))
+    return Outcome(name, shown, decision, tuple(argv), warnings)

@@ -136,6 +136,12 @@ class Machine:
         return self.path(f"{STATE_DIR}/converged")
 
     @property
+    def boot_history(self) -> Path:
+        """Which ranges were pmem on the last few boots, and the filesystems pmemd made or
+        kept on them (see pmemd.bootlog and pmemd.history)."""
+        return self.path(f"{STATE_DIR}/boot-history")
+
+    @property
     def generator_cache(self) -> Path:
         """pmemd-generator's output, keyed by what it depends on (see pmemd.gencache)."""
         return self.path(f"{STATE_DIR}/generator-cache")

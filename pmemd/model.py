@@ -339,6 +339,67 @@ class RegionDevice:
     mount: MountEntry | None = None
 
 
+# --- boot history (pmemd.history) ---------------------------------------------------------
+
+
+class FsBasis(StrEnum):
+    """Why make-filesystem made or kept a filesystem (recorded in the boot history)."""
+
+    RECREATE = "recreate"  # on-boot: recreate
+    BLANK = "blank"  # the device was blank
+    KEPT_OWN = "kept-own"  # pmemd's filesystem from the previous boot, the range was pmem
+    KEPT_FOUND = "kept-found"  # a filesystem of the configured type pmemd did not record
+    WAS_RAM = "was-ram"  # the range was ordinary RAM on the previous boot
+    UNTRUSTED = "untrusted"  # ... and it showed a signature anyway, which cannot be trusted
+    LOST = "lost"  # pmemd's filesystem of the previous boot is gone (a power cycle)
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    """One boot in the history: which physical ranges were emulated pmem."""
+
+    boot_id: str
+    pmem: tuple[MemRange, ...] | None  # None: they could not be read on that boot
+
+    def covers(self, rng: MemRange) -> bool:
+        """Every byte of ``rng`` was pmem on that boot (never RAM)."""
+        return any(p.contains(rng) for p in self.pmem or ())
+
+
+@dataclass(frozen=True)
+class FsRecord:
+    """A filesystem pmemd made or kept on a range during one boot."""
+
+    boot_id: str
+    range: MemRange
+    fstype: str
+    uuid: str
+    region: str
+    action: str  # made | kept
+    basis: FsBasis
+    reason: str  # what make-filesystem said
+
+
+@dataclass(frozen=True)
+class BootHistory:
+    """The last few boots, oldest first, as ``/var/lib/pmemd/boot-history`` says."""
+
+    current: str | None  # this boot's id
+    boots: tuple[BootRecord, ...] = ()
+    filesystems: tuple[FsRecord, ...] = ()
+    problem: str | None = None  # why the file could not be read (it is then ignored)
+
+    @property
+    def previous(self) -> BootRecord | None:
+        """The latest boot recorded that is not this one."""
+        earlier = [b for b in self.boots if b.boot_id != self.current]
+        return earlier[-1] if earlier else None
+
+    def filesystem(self, boot_id: str, rng: MemRange) -> FsRecord | None:
+        found = [f for f in self.filesystems if f.boot_id == boot_id and f.range == rng]
+        return found[-1] if found else None
+
+
 @dataclass(frozen=True)
 class MachineFacts:
     """What the pure planner needs to know about a machine."""
@@ -348,6 +409,7 @@ class MachineFacts:
     kernel: KernelInfo
     mem_total: int | None  # MemTotal from meminfo, for messages
     devices: DeviceFacts | None = None  # None: not read (device checks skipped)
+    history: BootHistory | None = None  # None: not read (what make-filesystem did unknown)
 
 
 # --- plan ---------------------------------------------------------------------------------
@@ -421,3 +483,4 @@ class Plan:
     memory_left: int  # what the regions leave to the system
     devices: tuple[RegionDevice, ...] = ()  # per region, when the devices were read
     unmatched_devices: tuple[PmemDevice, ...] = ()  # pmem devices at no configured address
+    filesystems: tuple[FsRecord, ...] = ()  # what make-filesystem did on this boot, per region

@@ -33,6 +33,8 @@ from pmemd.model import (
     E820Entry,
     Finding,
     ForeignMemmap,
+    FsBasis,
+    FsRecord,
     GiB,
     KaslrPolicy,
     KernelInfo,
@@ -205,6 +207,8 @@ def plan(config: Config, facts: MachineFacts, *, owned: Iterable[str] = (),
     warnings.extend(_kaslr_findings(config, facts, placed, len(foreign)))
     warnings.extend(_kernel_image_findings(facts.memory, placed))
     warnings.extend(_kernel_support_findings(config, facts.kernel))
+    filesystems = _filesystems_this_boot(regions, facts)
+    warnings.extend(_filesystem_findings(filesystems))
 
     reserved = sum(p.range.size for p in placed)
     usable_total = facts.memory.usable_total
@@ -247,6 +251,7 @@ def plan(config: Config, facts: MachineFacts, *, owned: Iterable[str] = (),
         memory_left=left,
         devices=devices,
         unmatched_devices=unmatched,
+        filesystems=filesystems,
     )
 
 
@@ -260,6 +265,39 @@ def _device_statuses(regions: Sequence[PlacedRegion], facts: MachineFacts
     persistent = facts.memory.persistent if facts.memory.edited is not None else None
     return (region_statuses(regions, facts.devices, persistent),
             unmatched_devices(facts.devices, [r.range for r in regions]))
+
+
+def _filesystems_this_boot(regions: Sequence[PlacedRegion], facts: MachineFacts
+                           ) -> tuple[FsRecord, ...]:
+    """What make-filesystem did on this boot for each region (the boot history), when the
+    history was read."""
+    history = facts.history
+    if history is None or history.current is None:
+        return ()
+    found = []
+    for placed in regions:
+        record = history.filesystem(history.current, placed.range)
+        if record is not None and record.region == placed.region.name:
+            found.append(record)
+    return tuple(found)
+
+
+_ALARMING = {
+    FsBasis.LOST: ("filesystem-lost", "what it kept is lost"),
+    FsBasis.UNTRUSTED: ("filesystem-untrusted", "what it kept was overwritten as RAM"),
+}
+
+
+def _filesystem_findings(records: Sequence[FsRecord]) -> list[Finding]:
+    """The content of an ``on-boot: keep`` region is gone: loud, until the next boot."""
+    findings = []
+    for record in records:
+        if record.basis in _ALARMING:
+            code, what = _ALARMING[record.basis]
+            findings.append(Finding(code, (
+                f"region {record.region!r}: {what}; pmemd made a new, empty {record.fstype} "
+                f"filesystem at this boot: {record.reason}"), record.region))
+    return findings
 
 
 def _add_reason(region: PlacedRegion) -> str:

@@ -100,8 +100,10 @@ class BootView:
         return self.next_boot.cmdline or Cmdline(())
 
 
-def read_boot_view(machine: Machine, config: Config) -> BootView:
-    detection = detect(machine, config.boot.bootloader)
+def read_boot_view(machine: Machine, config: Config | None) -> BootView:
+    """``config``: the bootloader it names; ``None`` (no usable config): auto-detected."""
+    detection = detect(machine, config.boot.bootloader if config is not None
+                       else BootloaderChoice.AUTO)
     owned = read_state(machine).owned
     if detection.backend is None:
         return BootView(detection, None, owned)

@@ -14,6 +14,7 @@ from pmemd.model import (
     Config,
     E820Entry,
     Filesystem,
+    FsRecord,
     KernelInfo,
     MemoryMap,
     MemRange,
@@ -152,7 +153,14 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "problems": [p.as_dict() for p in plan.problems],
         "devices": [_region_device_json(d) for d in plan.devices],
         "unmatched_devices": [_device_json(d) for d in plan.unmatched_devices],
+        "filesystems": [_fs_record_json(f) for f in plan.filesystems],
     }
+
+
+def _fs_record_json(record: FsRecord) -> dict[str, Any]:
+    return {"region": record.region, **_range_json(record.range), "type": record.fstype,
+            "uuid": record.uuid, "action": record.action, "basis": record.basis.value,
+            "reason": record.reason, "boot_id": record.boot_id}
 
 
 def _device_json(device: PmemDevice) -> dict[str, Any]:
@@ -215,6 +223,11 @@ def render_plan_text(plan: Plan, config: Config, kernel: KernelInfo, machine: st
                 for d in plan.devices]
         out += ["", "Devices (matched by physical address):",
                 table(["REGION", "DEVICE", "STATE", "DETAIL"], rows)]
+    if plan.filesystems:
+        rows = [[f.region, f"{f.action} {f.fstype}", f.uuid or "-", f.reason]
+                for f in plan.filesystems]
+        out += ["", "Filesystems on this boot (pmemd make-filesystem, boot history):",
+                table(["REGION", "DONE", "UUID", "WHY"], rows)]
     if plan.unmatched_devices:
         out += ["", "Devices at no configured region's address:"]
         out += [f"  {d.name} ({d.namespace}): "

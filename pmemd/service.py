@@ -58,7 +58,9 @@ from pmemd.errors import ConfigError, MachineError, PmemdError, Problem
 from pmemd.facts import read_config, read_facts
 from pmemd.filesystem import make_region_filesystem
 from pmemd.gencache import refresh_generator_cache
+from pmemd.history import read_history
 from pmemd.machine import CONFIG_PATH, Machine
+from pmemd.memmap import memmap_args
 from pmemd.model import (
     Config,
     DeviceState,
@@ -168,15 +170,22 @@ class Status:
 def read_status(machine: Machine, config_path: Path | None) -> Status:
     shown = str(config_path) if config_path is not None else machine.display(CONFIG_PATH)
     config: Config | None = None
+    partial: Config | None = None
     problems: tuple[Problem, ...] = ()
     try:
         config = read_config(machine, config_path)
     except ConfigError as err:
-        problems = err.problems
+        problems, partial = err.problems, err.partial
     try:
-        facts = read_facts(machine, devices=True)
+        facts = replace(read_facts(machine, devices=True), history=read_history(machine))
         if config is None:
-            return Status(shown, None, problems, facts, None)
+            # What needs no valid config is still shown: the running command line (facts)
+            # and the bootloader (the one the usable part of the config names, else auto).
+            try:
+                seen: BootView | None = read_boot_view(machine, partial)
+            except MachineError:
+                seen = None
+            return Status(shown, None, problems, facts, None, boot=seen)
         boot = read_boot_view(machine, config)  # judged against the bootloader's next boot
         result = plan_boot(config, facts, boot.owned, boot.target)
         guard = machine.read_text(machine.runtime_degraded)
@@ -251,12 +260,17 @@ def manager_view(status: Status) -> ManagerView:
         Bootloader=backend.kind.value if backend is not None else "",
         BootloaderReason=boot.detection.reason if boot is not None else "",
         ConfigPath=status.config_path,
-        CurrentMemmap=list(result.running_args) if result else [],
+        CurrentMemmap=list(result.running_args) if result else running_memmap(status.facts),
         DesiredMemmap=list(result.desired_args) if result else [],
         Warnings=warnings,
         Problems=[problem_tuple(p) for p in status.problems],
         ReadError=status.machine_error or "",
     )
+
+
+def running_memmap(facts: MachineFacts | None) -> list[str]:
+    """This boot's memmap= options, as the plan lists them (``running_args``)."""
+    return [a.text for a in memmap_args(facts.cmdline)] if facts is not None else []
 
 
 def region_views(status: Status) -> dict[str, RegionView]:
@@ -761,6 +775,8 @@ class Service:
             remove_durably(self.machine.filesystems_made / name)  # not "made this boot"
             outcome = make_region_filesystem(self.machine, recreate, name, Runner())
             log.info("%s (for %s)", outcome.message(), caller.sender)
+            for warning in outcome.warnings:
+                log.warning("%s", warning)
             if mounted:
                 self.systemd.start(unit)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pmemd.generator import GENERATOR
-from pmemd.machine import CONFIG_PATH, PMEMD_BIN, pmem_link
+from pmemd.machine import CONFIG_PATH, PMEMD_BIN, STATE_DIR, pmem_link
 from pmemd.model import MemRange, Region
 from pmemd.sizes import format_bytes
 
@@ -145,6 +145,10 @@ def render_region_units(region: Region, rng: MemRange,
             ("DefaultDependencies", "no"),
             ("BindsTo", names.device_unit),
             ("After", names.device_unit),
+            # It reads and writes the boot history in pmemd's state directory: after the
+            # root is writable (local-fs-pre.target) and a separate /var is mounted.
+            ("After", "local-fs-pre.target"),
+            ("RequiresMountsFor", STATE_DIR),
             ("Before", f"{names.mount} shutdown.target"),
             ("Conflicts", "shutdown.target"),
         ]),

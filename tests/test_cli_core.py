@@ -107,7 +107,7 @@ def test_plan_json_is_a_stable_document() -> None:
     doc = json.loads(done.stdout)
     assert list(doc) == ["version", "state", "reboot_required", "regions", "desired", "running",
                          "changes", "foreign", "memory", "warnings", "problems", "devices",
-                         "unmatched_devices", "bootloader"]
+                         "unmatched_devices", "filesystems", "bootloader"]
     assert doc["bootloader"]["backend"] is None  # the demo tree has no bootloader files
     assert [(d["region"], d["state"]) for d in doc["devices"]] == [("cache", "missing"),
                                                                    ("data", "missing")]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 MAGIC = "pmemd-converged-stamp 1"
 # Under the root; the same file as pmemd.machine.Machine.converged_stamp (tested).
 STAMP = "var/lib/pmemd/converged"
+HISTORY_PATHS = 4  # boot-history, boot_id, iomem, /sys/bus/nd/devices
 _KERNEL_IMAGE = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss")
 
 
@@ -80,7 +81,7 @@ def _check(line: str, root: str, config: str) -> bool:
         return rest == str(sys.hexversion)
     if kind == "invocation":
         return name == hexed(root) and value == hexed(config)
-    if kind in ("output", "errors"):
+    if kind in ("output", "errors", "history"):
         return True
     path = unhexed(name)
     if kind == "stat":
@@ -111,6 +112,7 @@ def replay_converged(argv: Sequence[str]) -> int | None:
     if not lines or lines[0] != MAGIC:
         return None
     output = errors = None
+    history: list[str] = []
     try:
         for line in lines[1:]:
             if not _check(line, root, config):
@@ -119,9 +121,13 @@ def replay_converged(argv: Sequence[str]) -> int | None:
                 output = unhexed(line[len("output ") :])
             elif line.startswith("errors "):
                 errors = unhexed(line[len("errors ") :])
+            elif line.startswith("history "):
+                history = [unhexed(word) for word in line.split(" ")[1:]]
     except (ValueError, OSError):
         return None
-    if output is None:
+    if output is None or len(history) != HISTORY_PATHS:
+        return None
+    if not _record_boot(*history):
         return None
     sys.stdout.write(output)
     sys.stdout.flush()
@@ -129,6 +135,14 @@ def replay_converged(argv: Sequence[str]) -> int | None:
         sys.stderr.write(errors)
     _keep_generator_cache(root)
     return 0
+
+
+def _record_boot(history: str, boot_id: str, iomem: str, nd_devices: str) -> bool:
+    """This boot in the boot history, as the full reconcile records it (once per boot: the
+    check is two small reads); ``False``: let the full path do it (and say what failed)."""
+    from pmemd.bootlog import record_boot
+
+    return record_boot(history, boot_id, iomem, nd_devices)
 
 
 def _keep_generator_cache(root: str) -> None:
@@ -147,9 +161,11 @@ def _keep_generator_cache(root: str) -> None:
 
 def write_stamp(machine: Machine, root_arg: str, config_arg: str | None, *,
                 inputs: Sequence[Path], regions: Sequence[MemRange], output: str,
-                errors: str = "") -> None:
+                errors: str = "", history: Sequence[Path]) -> None:
     """Record ``inputs`` (and the code and invocation) after a converged reconcile run as
-    ``reconcile --root ROOT_ARG [--config CONFIG_ARG]``."""
+    ``reconcile --root ROOT_ARG [--config CONFIG_ARG]``. ``history``: the boot history's
+    file, and the boot id, iomem and nvdimm bus it records this boot from (the fast path
+    records every new boot as the full path does)."""
     from pmemd.atomic import write_atomic
 
     root = os.path.abspath(root_arg)
@@ -169,6 +185,9 @@ def write_stamp(machine: Machine, root_arg: str, config_arg: str | None, *,
             lines.append(f"exists {hexed(raw)} {int(os.path.exists(raw))}")
         else:
             lines.append(f"content {hexed(raw)} {content(raw)}")
+    if len(history) != HISTORY_PATHS:
+        raise ValueError(f"history: {HISTORY_PATHS} paths expected")
+    lines.append("history " + " ".join(hexed(str(p)) for p in history))
     lines.append(f"output {hexed(output)}")
     lines.append(f"errors {hexed(errors)}")
     write_atomic(machine.converged_stamp, "\n".join(lines) + "\n", mode=0o644)

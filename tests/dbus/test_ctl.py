@@ -156,3 +156,42 @@ def test_usage_errors_exit_2(workdir: Path) -> None:
     assert done.returncode == 2
     done = pmemctl(f"unix:path={workdir}/nothing", "mount")
     assert done.returncode == 2 and "NAME" in done.stderr
+
+
+BAD_REGION = """\
+version: 1
+boot:
+  bootloader: {bootloader}
+regions:
+  - name: data
+    size: 512M
+    offset: 1G
+  - name: typo
+    size: 0256M
+    offset: 1536M
+"""
+
+
+@pytest.mark.parametrize(("config", "bootloader"), [
+    ("version: 1\nregions: 7\n", "kernel-install ("),  # nothing usable: auto-detected
+    (BAD_REGION.format(bootloader="auto"), "kernel-install ("),
+    # The usable part of the config names the bootloader, and it is not there.
+    (BAD_REGION.format(bootloader="grubby"), "none detected (boot.bootloader is grubby, but"),
+])
+def test_status_of_an_invalid_config_still_shows_the_boot(bus: PrivateBus, workdir: Path,
+                                                          config: str, bootloader: str) -> None:
+    """What needs no valid config — the running command line's memmap= options and the
+    bootloader — is shown while the config is invalid."""
+    from tests.dbus.conftest import make_machine
+    from tests.dbus.harness import serving
+
+    root = make_machine(workdir / "boot", config, systemd_boot=True)
+    with serving(bus, root):
+        done = pmemctl(bus, "status")
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert "          State: invalid-config" in lines
+        assert "   Running with: memmap=512M!1G" in lines
+        assert f"     Bootloader: {bootloader}" in done.stdout, done.stdout
+        assert "      Next boot: no memmap= option" in lines  # nothing is desired yet
+        assert any(line.startswith("        Problem: ") for line in lines)

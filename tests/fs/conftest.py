@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +64,46 @@ class LoopMachine:
     def umount(self) -> None:
         sh("umount", str(self.mountpoint), check=False)
 
-    def new_boot(self) -> None:
-        """What a reboot does to pmemd's state: /run is empty again."""
+    def new_boot(self, *, pmem: bool = True) -> str:
+        """A reboot, as pmemd sees it: a new boot id, /run empty again; ``pmem=False``: a
+        boot without the region's option — its range is ordinary RAM (iomem says System RAM,
+        no nvdimm region), and there is no pmem device. Returns the new boot id."""
         shutil.rmtree(self.machine.filesystems_made, ignore_errors=True)
+        boot_id = str(uuid.uuid4())
+        self.machine.boot_id.write_text(boot_id + "\n")
+        for entry in (self.machine.sys_nd_devices / "region0", self.machine.sys_block / "pmem0"):
+            _show(entry, pmem)
+        self.machine.iomem.write_text(self.iomem if pmem else self.iomem_without_pmem)
+        return boot_id
+
+    @property
+    def iomem(self) -> str:
+        return (MACHINES / "qemu-2g-pmem" / "proc" / "iomem").read_text()
+
+    @property
+    def iomem_without_pmem(self) -> str:
+        """This boot's map without the region's option: its range is System RAM."""
+        lines = [line.replace("Persistent Memory (legacy)", "System RAM")
+                 for line in self.iomem.splitlines(keepends=True)
+                 if "namespace0.0" not in line]
+        return "".join(lines)
+
+    def fill(self, byte: bytes, size: int = 4 * MiB) -> None:
+        """Write ``byte`` over the device's start, as leftover RAM would look."""
+        with self.image.open("r+b") as handle:
+            handle.write(byte * size)
+
+    def history(self) -> str:
+        return self.machine.boot_history.read_text()
+
+
+def _show(entry: Path, visible: bool) -> None:
+    """Make a sysfs entry appear or disappear (it is kept aside, renamed)."""
+    aside = entry.with_name(f".{entry.name}-absent")
+    if visible and aside.is_symlink():
+        aside.rename(entry)
+    elif not visible and entry.is_symlink():
+        entry.rename(aside)
 
 
 def _resize(machine: Machine, size: int, dev: str) -> None:
@@ -104,6 +142,8 @@ def loop_machine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Loo
         shutil.rmtree(machine.mountinfo.parent)
         machine.mountinfo.parent.symlink_to(Machine().mountinfo.parent)  # real mounts
         machine.config.parent.mkdir(parents=True, exist_ok=True)
+        machine.boot_id.parent.mkdir(parents=True, exist_ok=True)
+        machine.boot_id.write_text(f"{uuid.uuid4()}\n")
         yield LoopMachine(machine, loop, image, mountpoint)
     finally:
         sh("umount", str(mountpoint), check=False)

@@ -65,6 +65,8 @@ def test_keep_keeps_the_data_written_before(loop_machine: LoopMachine) -> None:
     kept = loop_machine.pmemd("make-filesystem", "data")
     assert kept.returncode == 0, kept.stderr
     assert "kept the filesystem" in kept.stdout and "ran:" not in kept.stdout
+    assert f"keeps the existing ext4 filesystem (UUID {uuid}) pmemd made on the previous " \
+           "boot (journalctl -b " in kept.stdout
     assert loop_machine.blkid()["UUID"] == uuid
     assert loop_machine.mount().returncode == 0
     assert (loop_machine.mountpoint / "survivor").read_text() == "written before the reboot\n"
@@ -91,6 +93,7 @@ def test_keep_refuses_data_blkid_cannot_name(loop_machine: LoopMachine) -> None:
     assert done.returncode == 1
     assert "holds data that blkid cannot name" in done.stderr
     assert "byte 0x1000 is not zero" in done.stderr
+    assert "pmemd's boot history has no earlier boot" in done.stderr
     assert loop_machine.blkid() == {}
 
 

@@ -94,7 +94,8 @@ def test_the_mount_requires_its_make_filesystem_unit_and_wants_its_dax_check() -
     assert _values(mount, "Wants") == [names.dax]
     makefs = files[names.makefs]
     assert _values(makefs, "BindsTo") == [names.device_unit]
-    assert _values(makefs, "After") == [names.device_unit]
+    assert _values(makefs, "After") == [names.device_unit, "local-fs-pre.target"]
+    assert _values(makefs, "RequiresMountsFor") == ["/var/lib/pmemd"]  # the boot history
     assert names.mount in _values(makefs, "Before")[0].split()
     assert _values(makefs, "ExecStart") == [f"{PMEMD_BIN} make-filesystem data"]
     dax = files[names.dax]
