@@ -15,18 +15,20 @@ boots happened.
 
 Every boot adds its own line once: ``pmemd make-filesystem`` and ``pmemd reconcile`` — also
 its converged fast path (:mod:`pmemd.bootloader.stamp`), which must stay cheap, hence this
-module imports nothing but ``os``, and writes the file atomically itself (temporary file in
-the same directory, fsync, rename, fsync of the directory: what :func:`pmemd.atomic.
-write_atomic` does, without the imports that cost as much as the fast path itself).
+module imports nothing but ``os`` and ``fcntl``, and writes the file atomically itself
+(temporary file in the same directory, fsync, rename, fsync of the directory: what
+:func:`pmemd.atomic.write_atomic` does, without the imports that cost as much as the fast
+path itself), under a lock (several processes record at the same time at boot).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 MAGIC = "pmemd-boot-history 1"
 KEPT_BOOTS = 8  # boots remembered; only the previous one decides, the rest is for people
@@ -195,13 +197,39 @@ def render(lines: Sequence[str]) -> str:
 # --- writing ------------------------------------------------------------------------------
 
 
-def replace_file(path: str, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (mode 0644): the old file or the new one
-    survives a crash, never a mix."""
+def update(path: str, change: Callable[[list[str]], list[str]], *,
+           replace_malformed: bool) -> bool:
+    """Apply ``change`` to the history's lines and write the result if it differs, holding
+    an exclusive lock on the directory meanwhile: the make-filesystem units of several
+    regions, and reconcile, run at the same time at boot, and none may lose another's
+    line. The file is replaced atomically (temporary file, fsync, rename, fsync of the
+    directory). A file that is not a history raises :class:`HistoryFormatError`, or with
+    ``replace_malformed`` is started anew. Says whether it wrote; ``OSError`` on failure."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+        text = _read(path)
+        try:
+            lines = body(text) if text is not None else []
+        except HistoryFormatError:
+            if not replace_malformed:
+                raise
+            lines = []
+        new = render(change(lines))
+        if new == text:
+            return False
+        _replace(path, new, dfd)
+        return True
+    finally:
+        os.close(dfd)  # and with it the lock
+
+
+def _replace(path: str, text: str, dfd: int) -> None:
+    tmp = os.path.join(os.path.dirname(path) or ".",
+                       f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         try:
             os.write(fd, text.encode("utf-8", "surrogateescape"))
@@ -214,11 +242,7 @@ def replace_file(path: str, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    os.fsync(dfd)
 
 
 def read_boot_id(path: str) -> str | None:
@@ -228,25 +252,22 @@ def read_boot_id(path: str) -> str | None:
 
 def record_boot(history: str, boot_id_file: str, iomem: str, nd_devices: str) -> bool:
     """Give this boot its line in ``history`` unless it has one (cheap when it has: two small
-    reads). ``False`` when this cannot be done here — the file is not a history this code
-    reads, or writing failed — so the caller takes the full path; ``True`` also when there
-    is no boot id to record (a machine tree without one)."""
+    reads, no lock). ``False`` when this cannot be done here — the file is not a history
+    this code reads, or writing failed — so the caller takes the full path; ``True`` also
+    when there is no boot id to record (a machine tree without one)."""
     boot_id = read_boot_id(boot_id_file)
     if boot_id is None:
         return True
+    text = _read_or_none(history)
+    if text is not None:
+        try:
+            if boot_id in boot_ids(body(text)):
+                return True
+        except HistoryFormatError:
+            return False
+    spans = read_pmem_ranges(iomem, nd_devices)
     try:
-        text = _read(history)
-    except OSError:
-        return False
-    try:
-        lines = body(text) if text is not None else []
-    except HistoryFormatError:
-        return False
-    if boot_id in boot_ids(lines):
-        return True
-    try:
-        replace_file(history, render(with_boot(lines, boot_id,
-                                               read_pmem_ranges(iomem, nd_devices))))
-    except OSError:
+        update(history, lambda lines: with_boot(lines, boot_id, spans), replace_malformed=False)
+    except (OSError, HistoryFormatError):
         return False
     return True

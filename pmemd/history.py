@@ -12,6 +12,7 @@ the previous boot was (:func:`prior_of`), and records what make-filesystem did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -86,25 +87,14 @@ def this_boot_ranges(machine: Machine) -> list[bootlog.Span] | None:
     return bootlog.read_pmem_ranges(str(machine.iomem), str(machine.sys_nd_devices))
 
 
-def _write(machine: Machine, lines: list[str]) -> None:
+def _update(machine: Machine, change: Callable[[list[str]], list[str]]) -> bool:
+    """Change the file under its lock; a file that is not a history is started anew."""
     try:
-        bootlog.replace_file(str(machine.boot_history), bootlog.render(lines))
+        return bootlog.update(str(machine.boot_history), change, replace_malformed=True)
     except OSError as err:
         raise MachineError(f"cannot write {machine.boot_history}: {err.strerror}; the next "
                            "boot cannot tell whether this one kept its pmem (on-boot: "
                            "keep)") from None
-
-
-def _current_lines(machine: Machine) -> list[str]:
-    """The file's lines; none when it is absent or not a history (it is then replaced)."""
-    try:
-        text = machine.read_text(machine.boot_history)
-    except MachineError:
-        return []
-    try:
-        return bootlog.body(text) if text is not None else []
-    except bootlog.HistoryFormatError:
-        return []
 
 
 def record_boot(machine: Machine) -> bool:
@@ -113,22 +103,21 @@ def record_boot(machine: Machine) -> bool:
     boot_id = bootlog.read_boot_id(str(machine.boot_id))
     if boot_id is None:
         return False
-    lines = _current_lines(machine)
-    if boot_id in bootlog.boot_ids(lines):
-        return False
-    _write(machine, bootlog.with_boot(lines, boot_id, this_boot_ranges(machine)))
-    return True
+    spans = this_boot_ranges(machine)
+    return _update(machine, lambda lines: bootlog.with_boot(lines, boot_id, spans))
 
 
 def record_filesystem(machine: Machine, record: FsRecord) -> None:
     """Record (or replace) this boot's filesystem on ``record.range``."""
-    lines = bootlog.with_boot(_current_lines(machine), record.boot_id,
-                              this_boot_ranges(machine))
+    spans = this_boot_ranges(machine)
     span = bootlog.render_span((record.range.start, record.range.end))
-    kept = [line for line in lines if line.split(" ")[:3] != ["fs", record.boot_id, span]]
-    new = [*kept, render_fs_line(record)]
-    if new != lines:
-        _write(machine, new)
+
+    def change(lines: list[str]) -> list[str]:
+        lines = bootlog.with_boot(lines, record.boot_id, spans)
+        kept = [line for line in lines if line.split(" ")[:3] != ["fs", record.boot_id, span]]
+        return [*kept, render_fs_line(record)]
+
+    _update(machine, change)
 
 
 # --- what the previous boot says about one range (pure) ----------------------------------

@@ -93,3 +93,33 @@ def test_a_history_the_fast_path_cannot_read_is_left_to_the_full_path(tmp_path: 
     assert history.problem is None
     assert [(b.boot_id, b.pmem) for b in history.boots] == [(boot_id, PMEM)]
     assert machine.converged_stamp.exists()
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from pmemd.history import record_filesystem
+from pmemd.machine import Machine
+from pmemd.model import FsBasis, FsRecord, MemRange
+root, boot_id, number, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+while not go.exists():
+    time.sleep(0.001)
+for attempt in range(10):
+    record_filesystem(Machine(Path(root)), FsRecord(
+        boot_id, MemRange.sized((4 + number) << 30, 1 << 30), "xfs", f"u{number}-{attempt}",
+        f"r{number}", "made", FsBasis.BLANK, "test"))
+"""
+
+
+def test_make_filesystem_units_recording_at_once_lose_nothing(tmp_path: Path) -> None:
+    """At boot the make-filesystem units of all regions run at the same time."""
+    machine = converged(tmp_path)
+    boot_id = machine.boot_id.read_text().strip()
+    go = tmp_path / "go"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(machine.root), boot_id,
+                                 str(n), str(go)], cwd=REPO) for n in range(12)]
+    go.touch()
+    assert [w.wait(timeout=120) for w in writers] == [0] * 12
+    history = read_history(machine)
+    assert sorted(f.uuid for f in history.filesystems) == sorted(f"u{n}-9" for n in range(12))
+    assert [b.boot_id for b in history.boots] == [boot_id]
