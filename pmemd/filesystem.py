@@ -114,7 +114,7 @@ class Probe:
 class Decision:
     action: Action
     reason: str
-    basis: FsBasis = FsBasis.KEPT_FOUND
+    basis: FsBasis  # why, in a word (the boot history records it)
 
     @property
     def alarming(self) -> bool:

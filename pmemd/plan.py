@@ -284,7 +284,8 @@ def _filesystems_this_boot(regions: Sequence[PlacedRegion], facts: MachineFacts
 
 _ALARMING = {
     FsBasis.LOST: ("filesystem-lost", "what it kept is lost"),
-    FsBasis.UNTRUSTED: ("filesystem-untrusted", "what it kept was overwritten as RAM"),
+    FsBasis.UNTRUSTED: ("filesystem-untrusted",
+                        "what it kept is gone: the previous boot used its memory as RAM"),
 }
 
 

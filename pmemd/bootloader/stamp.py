@@ -8,7 +8,9 @@ file identities (inode, size, mtime, ctime) for real files, the content of procf
 sysfs files, where the kernel image may lie (it moves at every boot under KASLR; only its
 overlap with a region matters) and the text it printed. :func:`replay_converged` checks all
 of them with nothing but ``os``; any difference, any error, any option it does not know
-means the full reconcile runs. This module must import nothing heavy.
+means the full reconcile runs. Like the full reconcile, a replay first records a boot it has
+not seen in the boot history (:mod:`pmemd.bootlog`; the stamp names the files). This module
+must import nothing heavy.
 """
 
 from __future__ import annotations
