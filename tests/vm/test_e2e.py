@@ -6,20 +6,27 @@ The four scenarios share one guest and run in order, each starting from the mach
 one before left (six boots in all; a scenario whose predecessor failed fails at once and
 says so):
 
-1. fresh install, two regions (xfs 512 MiB — below the size where mkfs.xfs 6.1 needs an
-   explicit AG count — and ext4 256 MiB): pmemd-reconcile.service writes GRUB through the
-   real update-grub and reports a reboot required on D-Bus; with ``reboot: auto`` it
-   reboots; after that boot both options are on /proc/cmdline, both /dev/pmem devices are
-   there, both filesystems mounted with DAX, files written and read back, converged;
-2. one region removed (the other switched to ``on-boot: keep``): its option, device, mount
-   and units are gone and its RAM is the system's again; the other region's filesystem and
-   file survived the warm reboot;
+1. fresh install, two regions (xfs 512 MiB with ``on-boot: keep`` — below the size where
+   mkfs.xfs 6.1 needs an explicit AG count — and ext4 256 MiB): pmemd-reconcile.service
+   writes GRUB through the real update-grub and reports a reboot required on D-Bus; the
+   guest's RAM is dirtied (a process fills 1300 MiB with 0xff), then with ``reboot: auto``
+   it reboots; after that boot both options are on /proc/cmdline, both /dev/pmem devices
+   are there, both filesystems mounted with DAX — the ``keep`` region's made over the
+   leftover RAM its range held, because pmemd's boot history says that range was RAM on
+   the previous boot (the journal and ``pmemd plan`` say so) — files written and read
+   back, converged;
+2. one region removed: its option, device, mount and units are gone and its RAM is the
+   system's again; the ``keep`` region's filesystem (pmemd's own, recorded on the previous
+   boot) and file survived the warm reboot;
 3. an invalid config: a located error from ``pmemctl validate`` and in the journal, GRUB's
    files byte for byte unchanged, and the machine boots normally with the valid region;
 4. a boot without pmemd's options (a one-time GRUB entry of the admin's, right after pmemd's
    automatic reboot): the devices never appear, the boot still reaches multi-user (no
-   emergency mode), pmemd reports degraded with the cause and each region's reason and does
-   not reboot again; the admin's next reboot takes the default entry and converges.
+   emergency mode), pmemd reports degraded with the cause and each region's reason, records
+   that boot's ranges as RAM, and does not reboot again; the admin's next reboot takes the
+   default entry and converges — with the ``keep`` region's filesystem made anew (its file
+   gone), the reason (its memory was RAM on the previous boot) in the journal and in
+   ``pmemd plan``.
 
 Serial console of each scenario: ``tests/vm/artifacts/<test>/console.log``; the guest's
 whole console and every step's script and output: ``tests/vm/artifacts/e2e-guest/``.
@@ -58,11 +65,14 @@ from tests.vm.steps import boot_once_without_options
 
 pytestmark = pytest.mark.vm
 
-DATA = RegionSpec("data", "512M", "1G", "xfs", "/pmem-data", options=("noatime",))
+DATA = RegionSpec("data", "512M", "1G", "xfs", "/pmem-data", on_boot="keep",
+                  options=("noatime",))
 SCRATCH = RegionSpec("scratch", "256M", "1536M", "ext4", "/pmem-scratch")
 BOOTS = 6  # the journey's boots; one more is a reboot nobody asked for
 TOTAL_TIMEOUT = 3600.0
 MiB = 1 << 20
+# What a workload leaves in RAM: the memory of the region's first boot as pmem is not zero.
+DIRTY_RAM = "python3 -c \"b = b'\\xff' * (1300 << 20)\"\n"
 
 
 @dataclasses.dataclass
@@ -137,6 +147,16 @@ def assert_dax_mount(snapshot: dict[str, Any], region: RegionSpec) -> str:
     return name
 
 
+def journal_id(boot_id: str) -> str:
+    """A boot id as journalctl -b takes it (and pmemd names it)."""
+    return boot_id.replace("-", "")
+
+
+def plan_filesystems(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What pmemd plan says make-filesystem did on this boot, per region."""
+    return {f["region"]: f for f in snapshot["pmemd_plan_json"]["filesystems"]}
+
+
 def assert_roundtrip(trip: Trip, region: RegionSpec, token: str) -> None:
     done = trip.journey.roundtrip(region.mountpoint, token, f"roundtrip-{region.name}")
     assert done["read"] == token, done
@@ -179,8 +199,10 @@ def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
     assert journey.check("cat /run/reboot-required\n", "reboot-marker").stdout.strip()
     assert journey.guest.boots == 1
 
-    # boot.reboot: auto — the same unit, as at boot, now reboots the machine itself.
+    # boot.reboot: auto — the same unit, as at boot, now reboots the machine itself. Before
+    # that, a workload has used the RAM: the keep region's memory will not be zero.
     journey.install_config(render_config([DATA, SCRATCH], reboot="auto"))
+    journey.check(DIRTY_RAM, "dirty-ram")
     started = time.monotonic()
     second = journey.reconcile_reboots("reconcile-reboots")
     vm_timing("reconcile's reboot to multi-user", time.monotonic() - started)
@@ -206,6 +228,18 @@ def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
         {"data": "ready", "scratch": "ready"}
     assert booted["run_markers"]["/run/reboot-required"] is None
     assert booted["system_state"] == "running", failed_units(booted)
+    # The keep region's first boot: its memory held leftover RAM, which keep used to refuse
+    # as unknown data; the boot history says the range was RAM on the previous boot.
+    makefs = journey.journal("journal-makefs", "-b", "-u", "pmemd-makefs@*")
+    assert (f"region data: made the filesystem on {devices['data']}" in makefs), makefs
+    assert ("on-boot: keep, but its range was ordinary RAM, not pmem, on the previous boot "
+            f"(journalctl -b {journal_id(first.boot_id)})") in makefs, makefs
+    assert "is not zero" in makefs, makefs  # the memory was dirty: leftover RAM
+    made = plan_filesystems(booted)
+    assert (made["data"]["action"], made["data"]["basis"]) == ("made", "was-ram"), made
+    assert made["scratch"]["basis"] == "recreate", made
+    assert "Filesystems on this boot" in booted["pmemd_plan"]["stdout"]
+    assert not [w for w in status["Warnings"] if w[0].startswith("filesystem-")], status
     trip.seen.update(booted=booted, devices=devices)
     trip.done.add(1)
 
@@ -218,7 +252,7 @@ def test_removing_a_region_takes_its_option_device_and_mount_away_and_keeps_the_
     trip, journey = scenario, scenario.journey
     trip.require(1)
     before: dict[str, Any] = trip.seen["booted"]
-    kept = dataclasses.replace(DATA, on_boot="keep")
+    kept = DATA
     data_device = trip.seen["devices"]["data"]
     uuid = journey.check(f"blkid -p -o value -s UUID /dev/{data_device}\n", "uuid").stdout
     token = secrets.token_hex(16)
@@ -251,7 +285,9 @@ def test_removing_a_region_takes_its_option_device_and_mount_away_and_keeps_the_
                          "uuid-after").stdout == uuid
     assert journey.read_token(kept.mountpoint, "token-after") == token
     makefs = journey.journal("journal-makefs", "-b", "-u", "pmemd-makefs@*")
-    assert "keeps the existing xfs filesystem" in makefs, makefs
+    assert f"keeps the existing xfs filesystem (UUID {uuid.strip()}) pmemd made on the " \
+           "previous boot" in makefs, makefs
+    assert plan_filesystems(after)["data"]["basis"] == "kept-own"
     assert after["pmemctl_status_json"]["State"] == "converged", after["pmemctl_status"]
     assert "Regions: 1 configured, 1 ready" in after["pmemctl_status"]["stdout"]
     assert after["system_state"] == "running", failed_units(after)
@@ -317,7 +353,11 @@ def test_a_boot_without_the_options_reaches_multi_user_and_is_reported_degraded(
         scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
     trip, journey = scenario, scenario.journey
     trip.require(3)
-    regions = [DATA, SCRATCH]  # a valid config again, both regions (recreate)
+    regions = [DATA, SCRATCH]  # a valid config again, both regions (data: keep)
+    device = assert_dax_mount(journey.snapshot("before-plain-boot"), DATA)
+    kept_uuid = journey.check(f"blkid -p -o value -s UUID /dev/{device}\n", "uuid").stdout
+    token = secrets.token_hex(16)
+    assert_roundtrip(trip, DATA, token)
     # The admin has made an entry of their own the next boot's, once (as picking it at the
     # GRUB menu would); pmemd's automatic reboot then boots it, without pmemd's options.
     journey.check(boot_once_without_options(), "one-time-entry", timeout=300)
@@ -363,6 +403,9 @@ def test_a_boot_without_the_options_reaches_multi_user_and_is_reported_degraded(
             planned[region.name]["reason"], planned[region.name]
         assert reason in degraded["pmemd_plan"]["stdout"]
     assert journey.guest.boots == 5  # no second automatic reboot
+    # This boot is in pmemd's boot history: no pmem range (its reconcile recorded it first).
+    history = journey.check("cat /var/lib/pmemd/boot-history\n", "boot-history").stdout
+    assert f"boot {fifth.boot_id} -\n" in history, history
 
     # The admin reboots: the default entry carries the options again.
     sixth = journey.guest.reboot()
@@ -373,6 +416,31 @@ def test_a_boot_without_the_options_reaches_multi_user_and_is_reported_degraded(
         assert_dax_mount(healed, region)
     assert healed["pmemctl_status_json"]["State"] == "converged", healed["pmemctl_status"]
     assert healed["system_state"] == "running", failed_units(healed)
+    # The keep region's memory was RAM on the previous boot: whatever it holds now (even a
+    # surviving xfs signature) is not the user's. It was made anew, and pmemd says why.
+    device = assert_dax_mount(healed, DATA)
+    uuid = journey.check(f"blkid -p -o value -s UUID /dev/{device}\n", "uuid-healed").stdout
+    assert uuid != kept_uuid
+    assert journey.read_token(DATA.mountpoint, "token-healed") is None
+    makefs = journey.journal("journal-makefs-healed", "-b", "-u", "pmemd-makefs@*")
+    reason = ("on-boot: keep, but its range was ordinary RAM, not pmem, on the previous boot "
+              f"(journalctl -b {journal_id(fifth.boot_id)}), so what the memory holds cannot "
+              "be user data")
+    assert reason in makefs, makefs
+    made = plan_filesystems(healed)["data"]
+    assert made["action"] == "made" and reason in made["reason"], made
+    assert reason in healed["pmemd_plan"]["stdout"]
+    if made["basis"] == "untrusted":  # an xfs signature survived the boot as RAM: warnings
+        assert "cannot be trusted" in makefs, makefs
+        loud = journey.journal("journal-makefs-warning", "-b", "-p", "warning",
+                               "-u", "pmemd-makefs@*")
+        assert "warning: region data: made the filesystem" in loud, loud
+        assert ("Warning: region 'data': what it kept is gone: the previous boot used its "
+                "memory as RAM") in healed["pmemctl_status"]["stdout"], \
+            healed["pmemctl_status"]["stdout"]
+    else:
+        assert made["basis"] == "was-ram", made
+    trip.seen.update(healed_basis=made["basis"])
     assert journey.guest.poweroff() == 0
     assert journey.guest.boots == BOOTS
     trip.done.add(4)
