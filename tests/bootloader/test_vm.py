@@ -17,6 +17,7 @@ from tests.conftest import REPO
 from tests.vm.conftest import boot_guest, vm_artifacts, vm_image, vm_timing  # noqa: F401
 from tests.vm.image import Image, ensure_with_debs
 from tests.vm.qemu import Guest
+from tests.vm.steps import boot_once_without_options
 
 pytestmark = pytest.mark.vm
 
@@ -32,25 +33,6 @@ regions:
     size: 512M
     offset: 1G
 """
-# A GRUB entry of the admin's own, without pmemd's options, booted once via grub-reboot.
-PLAIN_ENTRY = """\
-kernel=$(ls /boot/vmlinuz-* | sort -V | tail -n 1)
-release=${kernel#/boot/vmlinuz-}
-uuid=$(findmnt -n -o UUID /)
-cat >>/etc/grub.d/40_custom <<END
-menuentry 'plain' --id plain {
-	insmod part_msdos
-	insmod ext2
-	search --no-floppy --fs-uuid --set=root $uuid
-	linux /boot/vmlinuz-$release root=UUID=$uuid ro console=ttyS0,115200
-	initrd /boot/initrd.img-$release
-}
-END
-update-grub 2>/dev/null
-grub-reboot plain
-"""
-
-
 def build_deb(directory: Path) -> Path:
     done = subprocess.run([str(REPO / "packaging/build-deb")], capture_output=True, text=True,
                           env={"PATH": SYSTEM_PATH, "PMEMD_DEB_OUT": str(directory)},
@@ -76,7 +58,8 @@ def test_one_automatic_reboot_then_degraded_never_a_loop(
     assert unit_state(guest) == ["active", "success"]
     assert MEMMAP not in guest.run("cat /proc/cmdline\n").check().stdout
 
-    guest.run(PLAIN_ENTRY, name="plain-entry").check()
+    # An entry of the admin's own without pmemd's options, booted once via grub-reboot.
+    guest.run(boot_once_without_options("plain"), name="plain-entry").check()
     config = guest.put("pmemd.yaml", CONFIG)
     second = guest.reboot(f"install -m 0644 {config} /etc/pmemd.yaml\n"
                           "systemctl restart --no-block pmemd-reconcile.service\n",
