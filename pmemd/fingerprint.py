@@ -69,7 +69,7 @@ def code_files(extra: Sequence[str] = ()) -> list[str]:
     modules in the directories ``extra`` likewise. The directories themselves are not
     fingerprinted: Python writing a ``__pycache__`` changes them without changing any code,
     and a module added to them matters only once a changed module imports it."""
-    found = []
+    found: list[str] = []
     for directory in (PACKAGE, os.path.join(PACKAGE, "bootloader"), *extra):
         try:
             names = sorted(os.listdir(directory))
