@@ -31,34 +31,11 @@ from pmemd.runner import Runner
 from pmemd.state import Pending, read_state
 from tests.bootloader.conftest import STANDINS, config_text, write_config
 from tests.conftest import REPO, run_pmemd
+from tests.dbus.harness import PrivateBus
 
 Tree = Callable[..., Path]
 M1, M2 = "memmap=4G!12G", "memmap=2G!10G"
 SYSTEMD_POLICY = Path("/usr/share/dbus-1/system.d/org.freedesktop.systemd1.conf")
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <include>{systemd_policy}</include>
-</busconfig>
-"""
 
 
 # --- the decision (pure) -----------------------------------------------------------------------
@@ -162,18 +139,11 @@ def _start(argv: list[str]) -> subprocess.Popen[str]:
 
 @pytest.fixture
 def bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    config = tmp_path / "bus.conf"
-    config.write_text(BUS_CONFIG.format(socket=tmp_path / "bus.socket",
-                                        systemd_policy=SYSTEMD_POLICY))
-    daemon = _start(["dbus-daemon", "--config-file", str(config), "--nofork",
-                     "--print-address"])
-    assert daemon.stdout is not None
-    address = daemon.stdout.readline().strip()  # returns once it listens
-    assert address, daemon.communicate(timeout=10)[1]
-    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
-    yield address, tmp_path
-    daemon.terminate()
-    daemon.communicate(timeout=10)
+    """A system-bus-like private bus with systemd's own bus policy for org.freedesktop.systemd1."""
+    private = PrivateBus(tmp_path, policy=f"  <include>{SYSTEMD_POLICY}</include>\n").start()
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", private.address)
+    yield private.address, tmp_path
+    private.stop()
 
 
 @pytest.fixture
