@@ -23,7 +23,7 @@ from pmemd.report import (
     render_memmap_text,
     render_plan_text,
 )
-from pmemd.sizes import SizeError, format_bytes, parse_size
+from pmemd.sizes import SizeError, format_bytes, parse_size, render_size
 
 log = logging.getLogger("pmemd")
 
@@ -91,11 +91,34 @@ def cmd_memmap(args: argparse.Namespace) -> int:
             raise MachineError(f"{where}: {err}") from None
     else:
         memory = read_memory_map(_machine(args))
+    alignment = args.alignment if args.alignment is not None else _configured_alignment(args)
     if args.json:
-        sys.stdout.write(dump_json(memmap_document(memory, args.alignment)))
+        sys.stdout.write(dump_json(memmap_document(memory, alignment)))
     else:
-        sys.stdout.write(render_memmap_text(memory, args.alignment))
+        sys.stdout.write(render_memmap_text(memory, alignment))
     return Exit.OK
+
+
+def _configured_alignment(args: argparse.Namespace) -> int:
+    """memory.alignment of the config, so suggestions are ranges the config may use; the
+    default when there is no config yet (the usual case before the first region)."""
+    machine = _machine(args)
+    try:
+        config = read_config(machine, _config_path(args))
+    except ConfigError as err:
+        usable = err.partial
+        if usable is None:
+            if args.config is not None:  # named explicitly: a missing file is a mistake
+                raise
+            if machine.config.exists():
+                print(f"warning: the config is unusable (pmemd validate); using the default "
+                      f"alignment {render_size(DEFAULT_ALIGNMENT)}", file=sys.stderr)
+            return DEFAULT_ALIGNMENT
+        print(f"warning: {len(err.problems)} problem(s) in the config (pmemd validate); "
+              f"using its memory.alignment {render_size(usable.memory.alignment)}",
+              file=sys.stderr)
+        return usable.memory.alignment
+    return config.memory.alignment
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -321,8 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="show the memory map and where pmem could go")
     memmap.add_argument("--dmesg", metavar="FILE",
                         help="read BIOS-e820/user lines from a saved dmesg ('-' for stdin)")
-    memmap.add_argument("--alignment", type=_alignment, default=DEFAULT_ALIGNMENT,
-                        metavar="SIZE", help="alignment of suggested ranges (default: 128M)")
+    memmap.add_argument("--alignment", type=_alignment, default=None, metavar="SIZE",
+                        help="alignment of suggested ranges (default: the config's "
+                             "memory.alignment, else 128M)")
     memmap.add_argument("--json", action="store_true", help="print a JSON document")
     memmap.set_defaults(func=cmd_memmap)
 

@@ -81,6 +81,36 @@ def test_memmap_without_a_firmware_map(tmp_path: Path) -> None:
     assert "no firmware memory map" in done.stderr and "--dmesg FILE" in done.stderr
 
 
+def test_memmap_suggests_ranges_at_the_configured_alignment(tmp_path: Path) -> None:
+    config = write(tmp_path / "pmemd.yaml", "version: 1\nmemory:\n  alignment: 1G\n")
+    done = run_pmemd("memmap", "--root", SERVER, "--config", str(config), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["alignment"] == 1 << 30
+    # the command line still wins over the config
+    done = run_pmemd("memmap", "--root", SERVER, "--config", str(config), "--json",
+                     "--alignment", "2M")
+    assert json.loads(done.stdout)["alignment"] == 2 << 20
+
+
+def test_memmap_without_a_config_uses_the_default_alignment() -> None:
+    done = run_pmemd("memmap", "--root", SERVER, "--json")  # the tree has no /etc/pmemd.yaml
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["alignment"] == 128 << 20
+    assert done.stderr == ""
+
+
+def test_memmap_with_a_broken_config_says_which_alignment_it_used(tmp_path: Path) -> None:
+    config = write(tmp_path / "pmemd.yaml",
+                   "version: 1\nmemory:\n  alignment: 256M\nregions:\n  - name: x\n    size: 4X\n")
+    done = run_pmemd("memmap", "--root", SERVER, "--config", str(config), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["alignment"] == 256 << 20
+    assert "using its memory.alignment 256M" in done.stderr
+    missing = run_pmemd("memmap", "--root", SERVER, "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 3
+    assert "nope.yaml:1:1: no such file" in missing.stderr
+
+
 @pytest.mark.parametrize("value", ["1M", "3M", "banana"])
 def test_memmap_bad_alignment_is_a_usage_error(value: str) -> None:
     done = run_pmemd("memmap", "--root", SERVER, "--alignment", value)
