@@ -43,6 +43,8 @@ from typing import Any
 
 import pytest
 
+from pmemd.machine import pmem_link
+from pmemd.units import unit_name
 from tests.vm.conftest import ARTIFACTS
 from tests.vm.e2e import (
     GRUB_FILES,
@@ -107,6 +109,11 @@ def trip(vm_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield Trip(Journey(guest), console, time.monotonic() - started)
     finally:
         guest.close()
+
+
+def fsck_unit(region: RegionSpec) -> str:
+    """systemd-fsck@ for the region's stable device name."""
+    return unit_name(pmem_link(size_bytes(region.offset)), ".service", "systemd-fsck@")
 
 
 @pytest.fixture
@@ -235,6 +242,15 @@ def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
     assert ("on-boot: keep, but its range was ordinary RAM, not pmem, on the previous boot "
             f"(journalctl -b {journal_id(first.boot_id)})") in makefs, makefs
     assert "is not zero" in makefs, makefs  # the memory was dirty: leftover RAM
+    # keep: systemd's own fsck (as for an fstab line with a pass number) checked the data
+    # region's filesystem after pmemd-makefs accepted the device; recreate has none.
+    fsck = {r.name: fsck_unit(r) for r in (DATA, SCRATCH)}
+    shown = journey.check(f"systemctl show -p ActiveState -p Result -p After "
+                          f"'{fsck['data']}' '{fsck['scratch']}'\n", "fsck").stdout
+    data_fsck, scratch_fsck = shown.split("\n\n")
+    assert "ActiveState=active" in data_fsck and "Result=success" in data_fsck, shown
+    assert "pmemd-makefs@" in data_fsck, shown  # the generator's drop-in
+    assert "ActiveState=inactive" in scratch_fsck, shown
     made = plan_filesystems(booted)
     assert (made["data"]["action"], made["data"]["basis"]) == ("made", "was-ram"), made
     assert made["scratch"]["basis"] == "recreate", made
