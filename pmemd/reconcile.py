@@ -134,6 +134,9 @@ class Outcome:
     state_file: Path
     state_changed: bool
     inputs: tuple[Path, ...]  # everything this decision read (for the converged stamp)
+    # pmemd's options taken off (dry run: to take off) the backend that wrote them before,
+    # when it is not this run's backend
+    handover: Removal | None = None
 
     @property
     def stampable(self) -> bool:
@@ -141,7 +144,8 @@ class Outcome:
         ``inputs`` changed (see pmemd.bootloader.stamp)."""
         moving = any(w.code == KERNEL_IMAGE_FINDING for w in self.plan.warnings)
         return (self.state is PlanState.CONVERGED and not self.applied and not self.dry_run
-                and self.write.empty and not self.state_changed and not moving)
+                and self.write.empty and not self.state_changed and not moving
+                and self.handover is None)
 
 
 def _merge(first: Iterable[str], second: Iterable[str]) -> tuple[str, ...]:
@@ -172,6 +176,21 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
     state = read_state(machine)
     detection = detect(machine, config.boot.bootloader)
     backend = detection.require()
+    handover: Removal | None = None
+    if state.owned and state.bootloader not in (None, backend.kind.value):
+        # The options pmemd owns were written through another backend (boot.bootloader
+        # changed, or detection now finds another one): take them back through that one
+        # first, so no bootloader configuration keeps options pmemd no longer tracks.
+        fits = plan_boot(config, facts, (), Cmdline(()))
+        if fits.problems:  # an invalid config hands nothing over
+            raise ConfigError(fits.problems)
+        if when_valid is not None:
+            when_valid()
+            when_valid = None
+        handover = _hand_over(machine, runner, state, backend, config_path=config_path,
+                              dry_run=dry_run)
+        state = replace(state, owned=(), retired=handover.retired,
+                        bootloader=state.bootloader if handover.retired else None)
     before_boot = backend.read_next_boot()
     # An unknown next boot (no grub.cfg yet, no entries) carries nothing: everything is added.
     before = plan_boot(config, facts, state.owned, before_boot.cmdline or Cmdline(()))
@@ -246,7 +265,8 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
         state=final, before=before, plan=result, detection=detection, backend=backend,
         next_boot=before_boot, edit=edit, write=write, applied=applied, dry_run=dry_run,
         reboot=decision, owned=owned, retired=retired, state_file=machine.state_file,
-        state_changed=changed, inputs=_inputs(machine, config_file, backend, facts))
+        state_changed=changed, inputs=_inputs(machine, config_file, backend, facts),
+        handover=handover)
 
 
 # --- taking everything back (package removal) -------------------------------------------------
@@ -298,6 +318,21 @@ def _running_cmdline(machine: Machine) -> Cmdline | None:
         return read_cmdline(machine)
     except MachineError:
         return None
+
+
+def _hand_over(machine: Machine, runner: Runner, state: State, to: Backend, *,
+               config_path: Path | None, dry_run: bool) -> Removal:
+    """Take pmemd's options off the backend recorded as their writer, before ``to`` writes
+    them. A recorded backend that cannot be used any more is an error: pmemd does not
+    guess whether its options are still in that configuration."""
+    try:
+        return remove_all(machine, runner, config_path=config_path, dry_run=dry_run)
+    except MachineError as err:
+        raise MachineError(
+            f"{err}; pmemd's options ({' '.join(state.owned)}) were written through "
+            f"{state.bootloader}, and must come off there before {to.kind.value} writes "
+            f"them: make {state.bootloader} usable again, or take them off by hand and "
+            f"remove {machine.state_file}") from None
 
 
 def remove_all(machine: Machine, runner: Runner, *, config_path: Path | None = None,

@@ -333,6 +333,13 @@ def render_reconcile_text(outcome: Outcome) -> str:
         out.append("  still on the running kernel until the next boot: "
                    + " ".join(outcome.retired))
     would = outcome.dry_run
+    handover = outcome.handover
+    if handover is not None and handover.backend is not None:
+        assert handover.detection is not None
+        out.append(f"Handing over from {handover.detection.reason}: pmemd's options "
+                   f"({' '.join(handover.removed)}) {'would come' if would else 'came'} off "
+                   "there first")
+        out += _write_lines(handover.write, handover.backend, would)
     out += _write_lines(outcome.write, outcome.backend, would)
     if outcome.applied:
         added = " ".join(outcome.edit.add) or "nothing new"
@@ -372,6 +379,7 @@ def reconcile_document(outcome: Outcome) -> dict[str, Any]:
         "retired": list(outcome.retired),
         "warnings": [{"code": w.code, "region": w.region, "message": w.message}
                      for w in outcome.plan.warnings],
+        "handover": removal_document(outcome.handover) if outcome.handover else None,
     }
 
 
