@@ -2,8 +2,9 @@
 
 Every command is one or a few method calls; the service does the work (and asks polkit).
 Reading needs no privilege. Changes carry the D-Bus ``ALLOW_INTERACTIVE_AUTHORIZATION``
-flag when standing at a terminal (as ``systemctl`` does), so a polkit authentication
-agent may ask for a password; ``--no-ask-password`` turns that off.
+flag when standing at a terminal (as ``systemctl`` does), with ``pkttyagent`` started for
+this process (:mod:`pmemd.ttyagent`), so polkit may ask for a password there;
+``--no-ask-password`` turns both off.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dbus_next.signature import Variant
 
 from pmemd import __version__
 from pmemd.report import table
+from pmemd.runner import Runner
 from pmemd.service import (
     BUS_NAME,
     MANAGER_INTERFACE,
@@ -35,6 +37,7 @@ from pmemd.service import (
     region_path,
 )
 from pmemd.sizes import format_bytes
+from pmemd.ttyagent import TtyAgent, start_tty_agent
 
 PROPERTIES = "org.freedesktop.DBus.Properties"
 ABSENT = ("org.freedesktop.DBus.Error.ServiceUnknown",
@@ -62,12 +65,17 @@ class CtlError(Exception):
 class Client:
     bus: MessageBus
     interactive: bool
+    agent: TtyAgent | None = None
+    agent_tried: bool = False
 
     async def call(self, path: str, interface: str, member: str, signature: str = "",
                    body: Sequence[Any] = (), *, mutating: bool = False) -> list[Any]:
         flags = MessageFlag.NONE
         if mutating and self.interactive:
             flags = MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION
+            if not self.agent_tried:  # a password prompt on this terminal, if polkit asks
+                self.agent_tried = True
+                self.agent = start_tty_agent(Runner())
         reply = await self.bus.call(Message(destination=BUS_NAME, path=path,
                                             interface=interface, member=member,
                                             signature=signature, body=list(body),
@@ -347,6 +355,8 @@ async def _run(args: argparse.Namespace) -> int:
         status: int = await args.run(client, args)
         return status
     finally:
+        if client.agent is not None:
+            client.agent.stop()
         bus.disconnect()  # type: ignore[no-untyped-call]
 
 

@@ -33,12 +33,33 @@ class Runner:
     env: Mapping[str, str] | None = None
     recorded: list[tuple[str, ...]] = field(default_factory=list)
 
-    def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
-            timeout: float | None = 600, mutating: bool = True) -> Result:
-        """Run ``argv``; ``mutating=False`` commands (queries) run even in dry-run mode."""
+    def spawn(self, argv: Sequence[str], *, pass_fds: Sequence[int] = ()
+              ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the background (its standard streams are this process's), e.g.
+        a helper that lives as long as a call; the caller stops it."""
+        args = self._argv(argv)
+        self.recorded.append(args)
+        log.debug("+ %s &", " ".join(args))
+        env = None if self.env is None else {**os.environ, **self.env}
+        try:
+            return subprocess.Popen(args, env=env, pass_fds=tuple(pass_fds))
+        except FileNotFoundError:
+            raise CommandError(args, 127, "", f"{args[0]} is not installed (not found in PATH)"
+                               ) from None
+        except PermissionError:
+            raise CommandError(args, 126, "", f"{args[0]} is not executable") from None
+
+    @staticmethod
+    def _argv(argv: Sequence[str]) -> tuple[str, ...]:
         args = tuple(argv)
         if not args or any(not isinstance(a, str) for a in args):
             raise TypeError(f"argv must be a non-empty list of strings: {argv!r}")
+        return args
+
+    def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
+            timeout: float | None = 600, mutating: bool = True) -> Result:
+        """Run ``argv``; ``mutating=False`` commands (queries) run even in dry-run mode."""
+        args = self._argv(argv)
         self.recorded.append(args)
         log.debug("+ %s", " ".join(args))
         if self.dry_run and mutating:

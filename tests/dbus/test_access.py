@@ -5,7 +5,12 @@ actions) or not; polkit rules really decide; only root may own io.pmemd1."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,6 +214,68 @@ def test_polkit_asks_the_callers_agent_only_when_the_caller_allows_it(
         assert asked == []
         assert "authentication is required (io.pmemd1.manage)" in reply.text
     assert (root / "etc/pmemd.yaml").read_text() != CONVERGED
+
+
+def pmemctl_on_a_terminal(bus: PrivateBus, *args: str) -> tuple[int, str]:
+    """``pmemctl ARGS`` as ``nobody`` on a pseudo-terminal, as a user over SSH runs it:
+    its exit status and what appeared on the terminal. A password prompt is answered with
+    a wrong password."""
+    argv = as_nobody([sys.executable, "-m", "pmemd.ctl", *args])
+    env = {"DBUS_SYSTEM_BUS_ADDRESS": bus.address, "PATH": "/usr/bin:/bin", "HOME": "/",
+           "PYTHONPATH": str(REPO), "TERM": "dumb"}
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: exec at once (nothing else is safe after fork)
+        os.chdir(REPO)
+        os.execve(argv[0] if argv[0].startswith("/") else "/usr/bin/setpriv", argv, env)
+    shown = b""
+    answered = False
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([terminal], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            data = os.read(terminal, 4096)
+        except OSError:  # EIO: the child and its agent closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+        if b"Password:" in shown and not answered:
+            os.write(terminal, b"not-the-password\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(terminal)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_pmemctl_on_a_terminal_asks_for_a_password_there(
+        polkit_bus: PrivateBus, polkit_service: Running, root: Path) -> None:
+    """On a terminal without a desktop agent (SSH), pmemctl starts pkttyagent for itself,
+    as systemctl does: polkit asks there, with the shipped action's message; a wrong
+    password is a refusal, and nothing changes."""
+    before = etc_snapshot(root)
+    status, shown = pmemctl_on_a_terminal(polkit_bus, "apply")
+    assert "AUTHENTICATING FOR io.pmemd1.manage" in shown, shown
+    assert ("Authentication is required to change the persistent-memory configuration and "
+            "the kernel command line.") in shown, shown
+    assert "Password:" in shown and "AUTHENTICATION FAILED" in shown, shown
+    assert status == 1 and "pmemctl: access denied" in shown, shown
+    assert etc_snapshot(root) == before
+    assert not [line for line in _processes() if "pkttyagent" in line]  # stopped with it
+
+
+def test_pmemctl_asks_nothing_with_no_ask_password(
+        polkit_bus: PrivateBus, polkit_service: Running) -> None:
+    status, shown = pmemctl_on_a_terminal(polkit_bus, "--no-ask-password", "apply")
+    assert "AUTHENTICATING" not in shown and "Password:" not in shown, shown
+    assert status == 1 and "authentication is required (io.pmemd1.manage)" in shown, shown
+
+
+def _processes() -> list[str]:
+    done = subprocess.run(["ps", "-e", "-o", "args"], capture_output=True, text=True,
+                          check=True, timeout=TIMEOUT)
+    return done.stdout.splitlines()
 
 
 def test_polkit_rules_decide_per_action(polkit_bus: PrivateBus, workdir: Path) -> None:
