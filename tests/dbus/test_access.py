@@ -8,8 +8,10 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,7 +233,13 @@ def pmemctl_on_a_terminal(bus: PrivateBus, *args: str) -> tuple[int, str]:
     answered = False
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([terminal], [], [], 1.0)
+        # Answer once the agent reads the password: it turns echo off first, flushing what
+        # was typed before (so typing right after the prompt would be lost).
+        if b"Password:" in shown and not answered and \
+                not termios.tcgetattr(terminal)[3] & termios.ECHO:
+            os.write(terminal, b"not-the-password\n")
+            answered = True
+        ready, _, _ = select.select([terminal], [], [], 0.1)
         if not ready:
             continue
         try:
@@ -241,11 +249,11 @@ def pmemctl_on_a_terminal(bus: PrivateBus, *args: str) -> tuple[int, str]:
         if not data:
             break
         shown += data
-        if b"Password:" in shown and not answered:
-            os.write(terminal, b"not-the-password\n")
-            answered = True
-    _, status = os.waitpid(pid, 0)
+    else:  # hung: end it (closing the terminal hangs up its agent too), then fail
+        os.kill(pid, signal.SIGKILL)
     os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    assert time.monotonic() < deadline, f"pmemctl hung on the terminal: {shown!r}"
     return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
 
 
