@@ -176,28 +176,31 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
     state = read_state(machine)
     detection = detect(machine, config.boot.bootloader)
     backend = detection.require()
+
+    def valid(found: Plan) -> Plan:
+        """``found``, unless it has problems; the first valid one runs ``when_valid``."""
+        nonlocal when_valid
+        if found.problems:
+            raise ConfigError(found.problems)
+        if when_valid is not None:
+            run, when_valid = when_valid, None
+            run()
+        return found
+
     handover: Removal | None = None
     if state.owned and state.bootloader not in (None, backend.kind.value):
         # The options pmemd owns were written through another backend (boot.bootloader
         # changed, or detection now finds another one): take them back through that one
-        # first, so no bootloader configuration keeps options pmemd no longer tracks.
-        fits = plan_boot(config, facts, (), Cmdline(()))
-        if fits.problems:  # an invalid config hands nothing over
-            raise ConfigError(fits.problems)
-        if when_valid is not None:
-            when_valid()
-            when_valid = None
+        # first, so no bootloader configuration keeps options pmemd no longer tracks. An
+        # invalid config hands nothing over.
+        valid(plan_boot(config, facts, (), Cmdline(())))
         handover = _hand_over(machine, runner, state, backend, config_path=config_path,
                               dry_run=dry_run)
         state = replace(state, owned=(), retired=handover.retired,
                         bootloader=state.bootloader if handover.retired else None)
     before_boot = backend.read_next_boot()
     # An unknown next boot (no grub.cfg yet, no entries) carries nothing: everything is added.
-    before = plan_boot(config, facts, state.owned, before_boot.cmdline or Cmdline(()))
-    if before.problems:
-        raise ConfigError(before.problems)
-    if when_valid is not None:
-        when_valid()
+    before = valid(plan_boot(config, facts, state.owned, before_boot.cmdline or Cmdline(())))
     edit = boot_edit(before)
     owned = owned_after(before, state.owned, edit)
     write = backend.plan_write(before_boot, edit, owned)
@@ -326,7 +329,7 @@ def _hand_over(machine: Machine, runner: Runner, state: State, to: Backend, *,
     them. A recorded backend that cannot be used any more is an error: pmemd does not
     guess whether its options are still in that configuration."""
     try:
-        return remove_all(machine, runner, config_path=config_path, dry_run=dry_run)
+        return _take_back(machine, runner, state, config_path=config_path, dry_run=dry_run)
     except MachineError as err:
         raise MachineError(
             f"{err}; pmemd's options ({' '.join(state.owned)}) were written through "
@@ -341,7 +344,13 @@ def remove_all(machine: Machine, runner: Runner, *, config_path: Path | None = N
     ``memmap=`` options and ``nokaslr``; on Debian its drop-in goes with them), through the
     backend that wrote them, then clear that ownership. Never reboots. Nothing recorded:
     nothing is looked at, not even the bootloader."""
-    state = read_state(machine)
+    return _take_back(machine, runner, read_state(machine), config_path=config_path,
+                      dry_run=dry_run)
+
+
+def _take_back(machine: Machine, runner: Runner, state: State, *,
+               config_path: Path | None, dry_run: bool) -> Removal:
+    """:func:`remove_all` for the ``state`` already read."""
     owned = state.owned
     if not owned:
         return Removal((), None, None, BootWrite(), False, dry_run, (), machine.state_file,

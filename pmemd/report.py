@@ -318,6 +318,16 @@ def _write_lines(write: BootWrite, backend: Backend, would: bool) -> list[str]:
     return out
 
 
+def _write_json(write: BootWrite, backend: Backend | None) -> dict[str, Any]:
+    """The files and commands of ``write`` (no backend: nothing was to run)."""
+    return {
+        "files": [{"path": f.shown, "action": "remove" if f.new is None else "write"}
+                  for f in write.files],
+        "commands": [] if backend is None else [list(tool_argv(backend.machine, argv))
+                                                for argv in write.commands],
+    }
+
+
 def render_reconcile_text(outcome: Outcome) -> str:
     """What ``pmemd reconcile`` found and did; with ``--dry-run``, the exact files and
     commands it would change."""
@@ -370,10 +380,7 @@ def reconcile_document(outcome: Outcome) -> dict[str, Any]:
         "next_boot": _next_boot_json(boot),
         "changes": [{"action": c.action.value, "argument": c.argument, "reason": c.reason}
                     for c in outcome.before.changes],
-        "files": [{"path": f.shown, "action": "remove" if f.new is None else "write"}
-                  for f in outcome.write.files],
-        "commands": [list(tool_argv(outcome.backend.machine, argv))
-                     for argv in outcome.write.commands],
+        **_write_json(outcome.write, outcome.backend),
         "reboot": {"action": outcome.reboot.action.value, "message": outcome.reboot.message},
         "owned": list(outcome.owned),
         "retired": list(outcome.retired),
@@ -420,9 +427,6 @@ def removal_document(removal: Removal) -> dict[str, Any]:
             "backend": backend.kind.value if backend is not None else None,
             "reason": removal.detection.reason},
         "next_boot": None if removal.next_boot is None else _next_boot_json(removal.next_boot),
-        "files": [{"path": f.shown, "action": "remove" if f.new is None else "write"}
-                  for f in removal.write.files],
-        "commands": [] if backend is None else [list(tool_argv(backend.machine, argv))
-                                                for argv in removal.write.commands],
+        **_write_json(removal.write, backend),
         "retired": list(removal.retired),
     }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pmemd.errors import CommandError
@@ -37,42 +38,32 @@ class Runner:
               ) -> subprocess.Popen[bytes]:
         """Start ``argv`` in the background (its standard streams are this process's), e.g.
         a helper that lives as long as a call; the caller stops it."""
-        args = self._argv(argv)
-        self.recorded.append(args)
-        log.debug("+ %s &", " ".join(args))
-        env = None if self.env is None else {**os.environ, **self.env}
-        try:
-            return subprocess.Popen(args, env=env, pass_fds=tuple(pass_fds))
-        except FileNotFoundError:
-            raise CommandError(args, 127, "", f"{args[0]} is not installed (not found in PATH)"
-                               ) from None
-        except PermissionError:
-            raise CommandError(args, 126, "", f"{args[0]} is not executable") from None
+        args = self._record(argv, " &")
+        with _started(args):
+            return subprocess.Popen(args, env=self._env(), pass_fds=tuple(pass_fds))
 
-    @staticmethod
-    def _argv(argv: Sequence[str]) -> tuple[str, ...]:
+    def _record(self, argv: Sequence[str], suffix: str = "") -> tuple[str, ...]:
+        """``argv`` checked, recorded and logged."""
         args = tuple(argv)
         if not args or any(not isinstance(a, str) for a in args):
             raise TypeError(f"argv must be a non-empty list of strings: {argv!r}")
+        self.recorded.append(args)
+        log.debug("+ %s%s", " ".join(args), suffix)
         return args
+
+    def _env(self) -> dict[str, str] | None:
+        return None if self.env is None else {**os.environ, **self.env}
 
     def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
             timeout: float | None = 600, mutating: bool = True) -> Result:
         """Run ``argv``; ``mutating=False`` commands (queries) run even in dry-run mode."""
-        args = self._argv(argv)
-        self.recorded.append(args)
-        log.debug("+ %s", " ".join(args))
+        args = self._record(argv)
         if self.dry_run and mutating:
             return Result(args, 0, "", "")
-        env = None if self.env is None else {**os.environ, **self.env}
         try:
-            done = subprocess.run(args, input=input, capture_output=True, text=True,
-                                  env=env, timeout=timeout, check=False)
-        except FileNotFoundError:
-            raise CommandError(args, 127, "", f"{args[0]} is not installed (not found in PATH)"
-                               ) from None
-        except PermissionError:
-            raise CommandError(args, 126, "", f"{args[0]} is not executable") from None
+            with _started(args):
+                done = subprocess.run(args, input=input, capture_output=True, text=True,
+                                      env=self._env(), timeout=timeout, check=False)
         except subprocess.TimeoutExpired as err:
             output = (err.stdout or "") if isinstance(err.stdout, str) else ""
             raise CommandError(args, -1, output, f"timed out after {timeout} s") from None
@@ -80,3 +71,15 @@ class Runner:
         if check and done.returncode != 0:
             raise CommandError(args, done.returncode, result.output)
         return result
+
+
+@contextmanager
+def _started(args: tuple[str, ...]) -> Iterator[None]:
+    """A program that cannot be started is a :class:`CommandError` (127, 126 as a shell)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise CommandError(args, 127, "", f"{args[0]} is not installed (not found in PATH)"
+                           ) from None
+    except PermissionError:
+        raise CommandError(args, 126, "", f"{args[0]} is not executable") from None

@@ -40,9 +40,9 @@ class TtyAgent:
                 self.process.wait()
 
 
-def start_tty_agent(runner: Runner, pid: int | None = None) -> TtyAgent | None:
-    """pkttyagent for process ``pid`` (default: this one), once it has registered;
-    ``None`` when there is none to start or it could not register."""
+def start_tty_agent(runner: Runner) -> TtyAgent | None:
+    """pkttyagent for this process, once it has registered; ``None`` when there is none to
+    start or it could not register."""
     if os.geteuid() == 0:
         return None
     notify_read, notify_write = os.pipe()
@@ -50,7 +50,7 @@ def start_tty_agent(runner: Runner, pid: int | None = None) -> TtyAgent | None:
         # No --fallback: polkit only consults a process's own agent when it is registered
         # as that process's agent, not as a fallback for its session.
         process = runner.spawn([PKTTYAGENT, "--notify-fd", str(notify_write),
-                                "--process", str(pid if pid is not None else os.getpid())],
+                                "--process", str(os.getpid())],
                                pass_fds=(notify_write,))
     except CommandError as err:
         log.debug("no polkit agent on the terminal: %s", err)
