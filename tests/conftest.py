@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,6 +14,10 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 MACHINES = EXAMPLES / "machines"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# This Debian host's own systemd units and the programs of those pmemd's units pull in
+# (systemd-fsck@, for keep regions), for systemd-analyze --root.
+HOST_SYSTEMD = Path("/usr/lib/systemd")
+HOST_PROGRAMS = ("systemd-fsck",)
 
 
 @dataclass(frozen=True)
@@ -32,3 +37,17 @@ def run_pmemd(*args: str, stdin: str | None = None, cwd: Path | None = None) -> 
 @pytest.fixture
 def machines() -> Path:
     return MACHINES
+
+
+def install_host_systemd(root: Path) -> Path:
+    """The host's unit directory and the programs in HOST_PROGRAMS under ``root``, laid out
+    as on Debian 12 (``/lib`` a link to ``usr/lib``), so that ``systemd-analyze verify
+    --root`` checks units against systemd's real ones; returns the unit directory."""
+    target = root / HOST_SYSTEMD.relative_to("/")
+    if not target.exists():
+        shutil.copytree(HOST_SYSTEMD / "system", target / "system", symlinks=True)
+        for program in HOST_PROGRAMS:
+            shutil.copy2(HOST_SYSTEMD / program, target / program)
+        if not (root / "lib").exists():
+            (root / "lib").symlink_to("usr/lib")
+    return target / "system"

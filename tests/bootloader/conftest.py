@@ -84,6 +84,18 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
+def entry_options(root: Path, entries: str) -> dict[str, str]:
+    """The ``options`` line of every BLS / loader entry in ``entries``, by file name."""
+    return {p.name: next(line for line in p.read_text().splitlines()
+                         if line.startswith("options"))
+            for p in sorted((root / entries).glob("*.conf"))}
+
+
+def options_lines(root: Path, entries: str) -> list[str]:
+    """The entries' ``options`` lines, in file-name order."""
+    return list(entry_options(root, entries).values())
+
+
 def standin_calls(root: Path) -> list[list[str]]:
     """The argv of every stand-in run in ``root``, in order."""
     log = root / STANDIN_LOG

@@ -15,6 +15,7 @@ from pmemd.reconcile import Outcome, reconcile
 from pmemd.runner import Runner
 from tests.bootloader.conftest import (
     config_text,
+    options_lines,
     snapshot,
     standin_calls,
     with_standins,
@@ -41,8 +42,7 @@ def run(root: Path, runner: Runner | None = None) -> Outcome:
 
 
 def options(root: Path) -> list[str]:
-    return [next(line for line in p.read_text().splitlines() if line.startswith("options"))
-            for p in sorted((root / ENTRIES).glob("*.conf"))]
+    return options_lines(root, ENTRIES)
 
 
 def bootloader_files(root: Path) -> dict[str, bytes]:

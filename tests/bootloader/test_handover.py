@@ -22,6 +22,7 @@ from pmemd.state import read_state
 from tests.bootloader.conftest import (
     BOOTLOADER_FIXTURES,
     config_text,
+    options_lines,
     snapshot,
     standin_calls,
     with_standins,
@@ -36,18 +37,13 @@ GRUB_ENTRIES = "boot/loader/entries"  # Fedora's BLS entries, which grubby edits
 SD_ENTRIES = "efi/loader/entries"  # systemd-boot's, on the ESP mounted at /efi
 
 
-def options(root: Path, entries: str) -> list[str]:
-    return [next(line for line in p.read_text().splitlines() if line.startswith("options"))
-            for p in sorted((root / entries).glob("*.conf"))]
-
-
 def with_options(root: Path, entries: str) -> list[bool]:
     """For each entry: does it carry both of pmemd's options?"""
-    return [M1 in line.split() and M2 in line.split() for line in options(root, entries)]
+    return [M1 in line.split() and M2 in line.split() for line in options_lines(root, entries)]
 
 
 def carries_none(root: Path, entries: str) -> bool:
-    return not any(a.startswith("memmap=") for line in options(root, entries)
+    return not any(a.startswith("memmap=") for line in options_lines(root, entries)
                    for a in line.split())
 
 
@@ -145,7 +141,7 @@ def test_backends_sharing_the_entries_hand_over_in_turn(tree: Tree) -> None:
         write_config(chroot, config_text(*REGIONS, bootloader="kernel-install"))
         outcome = reconcile(Machine(chroot), Runner())
         assert outcome.handover is not None and outcome.handover.applied
-        for line in options(chroot, GRUB_ENTRIES):
+        for line in options_lines(chroot, GRUB_ENTRIES):
             assert line.split().count(M1) == 1 and line.split().count(M2) == 1, line
         assert "memmap" not in (chroot / "etc/default/grub").read_text()
         assert (chroot / "etc/kernel/cmdline").read_text() == \

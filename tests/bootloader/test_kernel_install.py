@@ -11,7 +11,7 @@ from pmemd.machine import Machine
 from pmemd.model import PlanState
 from pmemd.reconcile import Outcome, reconcile
 from pmemd.runner import Runner
-from tests.bootloader.conftest import config_text, snapshot, write_config
+from tests.bootloader.conftest import config_text, entry_options, snapshot, write_config
 from tests.conftest import run_pmemd
 
 Tree = Callable[..., Path]
@@ -24,9 +24,7 @@ def run(root: Path, runner: Runner | None = None, **kwargs: object) -> Outcome:
 
 
 def options(root: Path) -> dict[str, str]:
-    return {p.name: next(line for line in p.read_text().splitlines()
-                         if line.startswith("options"))
-            for p in sorted((root / ENTRIES).glob("*.conf"))}
+    return entry_options(root, ENTRIES)
 
 
 def test_add_writes_cmdline_and_every_entry_and_runs_nothing(tree: Tree) -> None:

@@ -23,6 +23,7 @@ from pmemd.state import read_state
 from tests.bootloader.conftest import (
     assert_same_files,
     config_text,
+    options_lines,
     snapshot,
     standin_calls,
     with_standins,
@@ -54,11 +55,6 @@ def boot_files(root: Path) -> dict[str, bytes]:
 # --- kernel-install (files only) -------------------------------------------------------------
 
 SD_ENTRIES = "boot/efi/loader/entries"
-
-
-def options_lines(root: Path, entries: str) -> list[str]:
-    return [next(line for line in p.read_text().splitlines() if line.startswith("options"))
-            for p in sorted((root / entries).glob("*.conf"))]
 
 
 @pytest.fixture

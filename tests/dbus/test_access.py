@@ -228,7 +228,7 @@ def pmemctl_on_a_terminal(bus: PrivateBus, *args: str) -> tuple[int, str]:
     pid, terminal = pty.fork()
     if pid == 0:  # the child: exec at once (nothing else is safe after fork)
         os.chdir(REPO)
-        os.execve(argv[0] if argv[0].startswith("/") else "/usr/bin/setpriv", argv, env)
+        os.execvpe(argv[0], argv, env)  # PATH in env finds setpriv
     shown = b""
     answered = False
     deadline = time.monotonic() + TIMEOUT

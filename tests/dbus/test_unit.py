@@ -14,12 +14,11 @@ import pytest
 
 from pmemd.polkit import Action
 from pmemd.service import BUS_NAME
-from tests.conftest import REPO
+from tests.conftest import REPO, install_host_systemd
 from tests.dbus.harness import SHIPPED_ACTIONS, SHIPPED_ACTIVATION, TIMEOUT
 
 UNIT = REPO / "systemd/pmemd.service"
 MAX_EXPOSURE = 4.0
-HOST_UNITS = Path("/lib/systemd/system")
 
 
 def unit_section(name: str) -> dict[str, list[str]]:
@@ -38,8 +37,7 @@ def unit_section(name: str) -> dict[str, list[str]]:
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     """systemd-analyze verify, in a root holding the host's units (dbus.socket, which
     Type=dbus pulls in), pmemd's units and an executable /usr/bin/pmemd."""
-    units = tmp_path / "usr/lib/systemd/system"
-    shutil.copytree(HOST_UNITS, units, symlinks=True)
+    units = install_host_systemd(tmp_path)
     for unit in (REPO / "systemd").glob("*.service"):
         shutil.copy(unit, units / unit.name)
     program = tmp_path / "usr/bin/pmemd"

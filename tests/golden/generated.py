@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pmemd.machine import GENERATOR_DIRS, PMEMD_BIN, Machine
+from tests.conftest import install_host_systemd
 
 REPO = Path(__file__).resolve().parent.parent.parent
-# This Debian host's own systemd units and the program of the one pmemd's units pull in
-# (systemd-fsck@, for keep regions), so verify checks the units against the real ones.
-HOST_SYSTEMD = Path("/usr/lib/systemd")
-HOST_PROGRAMS = ("systemd-fsck",)
 GENERATOR = REPO / "systemd" / "pmemd-generator"
 MACHINES = REPO / "examples" / "machines"
 
@@ -78,19 +75,6 @@ class Verified:
     units: tuple[str, ...]
 
 
-def _install_host_systemd(root: Path) -> None:
-    """The host's unit directory and the programs in HOST_PROGRAMS under ``root``, laid out
-    as on Debian 12 (``/lib`` a link to ``usr/lib``)."""
-    target = root / HOST_SYSTEMD.relative_to("/")
-    if target.exists():
-        return
-    shutil.copytree(HOST_SYSTEMD / "system", target / "system", symlinks=True)
-    for program in HOST_PROGRAMS:
-        shutil.copy2(HOST_SYSTEMD / program, target / program)
-    if not (root / "lib").exists():
-        (root / "lib").symlink_to("usr/lib")
-
-
 def verify_units(root: Path) -> Verified:
     """``systemd-analyze verify`` on every unit in the normal generator directory, loaded as
     systemd loads them (that directory first on the unit path), with ``PMEMD_BIN`` present
@@ -101,7 +85,7 @@ def verify_units(root: Path) -> Verified:
         pmemd.parent.mkdir(parents=True, exist_ok=True)
         pmemd.write_text(f"#!/bin/sh\nexec {sys.executable} -m pmemd \"$@\"\n")
         pmemd.chmod(0o755)
-    _install_host_systemd(root)
+    install_host_systemd(root)
     normal = GENERATOR_DIRS[0]
     written = machine.path(normal)
     units = tuple(sorted(f"{normal}/{p.name}" for p in written.iterdir()
