@@ -3,7 +3,7 @@ PYTHON ?= .venv/bin/python
 DEMO_MACHINE ?= examples/machines/server-16g
 DEMO_CONFIG ?= examples/pmemd.yaml
 
-.PHONY: demo check test lint typecheck
+.PHONY: demo check test lint typecheck architecture
 
 demo:
 	$(PYTHON) -m pmemd memmap --root $(DEMO_MACHINE)
@@ -15,13 +15,17 @@ demo:
 demo-vm:
 	$(PYTHON) -m tests.vm.demo
 
-check: lint typecheck test
+check: lint typecheck architecture test
 
 lint:
 	$(PYTHON) -m ruff check .
 
 typecheck:
 	$(PYTHON) -m mypy
+
+# Who may import whom: the contracts in pyproject.toml ([tool.importlinter]), by import-linter.
+architecture:
+	$(PYTHON) -c 'import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command(["--no-cache"]))'
 
 test:
 	$(PYTHON) -m pytest

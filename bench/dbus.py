@@ -35,8 +35,8 @@ from dbus_next.aio.message_bus import MessageBus  # noqa: E402
 from bench.echo_service import INTERFACE as ECHO_INTERFACE  # noqa: E402
 from bench.echo_service import NAME as ECHO_NAME  # noqa: E402
 from bench.echo_service import PATH as ECHO_PATH  # noqa: E402
-from tests.dbus.conftest import make_machine  # noqa: E402
-from tests.dbus.harness import (  # noqa: E402
+from tests.service.conftest import make_machine  # noqa: E402
+from tests.service.harness import (  # noqa: E402
     BUS_NAME,
     PrivateBus,
     Running,
@@ -161,7 +161,7 @@ def main() -> int:
         echo = start_echo(bus)
         services.append(echo)
         idle = {"pmemd": rss_kib(pmemd.process.pid), "echo": rss_kib(echo.process.pid)}
-        from tests.dbus.harness import call
+        from tests.service.harness import call
         plan_text = call(bus.address, "/io/pmemd1", "io.pmemd1.Manager", "GetPlan").ok()[0]
         json.loads(plan_text)
 

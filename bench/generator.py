@@ -9,8 +9,8 @@ runs) on the 64 GiB example machine, each into a fresh output directory, twice:
 
 * cold: no generator cache (the first boot after a config change that nothing else saw,
   or /var not mounted at generator time): the full path parses the config and renders;
-* warm: the cache pmemd reconcile and the D-Bus service keep (pmemd.gencache) is present
-  and current: every boot after the first.
+* warm: the cache pmemd reconcile and the D-Bus service keep
+  (pmemd.fastpath.generator_cache) is present and current: every boot after the first.
 
 Prints the medians and their ratios to the same run's baseline; the target is under 3x.
 All run with the same interpreter (default /usr/bin/python3, what the installed
@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pmemd.machine import GENERATOR_DIRS, Machine  # noqa: E402
+from pmemd.machine.root import GENERATOR_DIRS, Machine  # noqa: E402
 
 CONFIG = REPO / "tests" / "golden" / "sixteen-regions" / "pmemd.yaml"
 MACHINE = REPO / "examples" / "machines" / "server-64g-2node"
@@ -55,7 +55,7 @@ def _root(base: Path) -> Path:
 def _tmpfs() -> str | None:
     """A tmpfs for the output directories: systemd gives generators directories in /run,
     which is a tmpfs; writing 80 files to a disk would time the disk, not the generator."""
-    from pmemd.dax import read_mounts
+    from pmemd.machine.facts import read_mounts
 
     machine = Machine()
     candidates = {str(machine.path("/run")), str(machine.dev / "shm")}
@@ -115,7 +115,7 @@ def main() -> int:
         baseline = [args.python, "-c", "pass"]
         # What any reader of pmemd.yaml pays: the config parser (PyYAML, the dataclass
         # model) and the machine paths. Shown so the cold generator's own share is visible.
-        floor = [args.python, "-c", "import pmemd.config, pmemd.machine"]
+        floor = [args.python, "-c", "import pmemd.core.config, pmemd.machine.root"]
         for _ in range(3):  # warm the page cache; not timed
             for name, argv in (("cold", cold), ("warm", warm)):
                 _reset(dirs[name])
@@ -152,7 +152,7 @@ def main() -> int:
     print(f"interpreter: {args.python}, {args.runs} interleaved runs each, medians; "
           f"output on {tmpfs or 'the disk (no tmpfs found)'}")
     rows = [("python -c pass", ms["base"]),
-            ("python -c import pmemd.config, pmemd.machine", ms["floor"]),
+            ("python -c import pmemd.core.config, pmemd.machine.root", ms["floor"]),
             (f"pmemd-generator, {EXPECTED_MOUNTS} regions, cold (no cache)", ms["cold"]),
             (f"pmemd-generator, {EXPECTED_MOUNTS} regions, warm (cache)", ms["warm"])]
     for label, value in rows:

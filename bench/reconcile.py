@@ -5,8 +5,9 @@ interpreter start-up (``python3 -c pass``) in the same run. Target: under 3x.
 The machine is the reference procedure's 16 GiB server, booted with memmap=4G!12G, with
 the Debian 12 GRUB files the real update-grub generated for it (tests/fixtures/bootloader/
 debian12 + debian12-memmap). pmemd runs as /usr/bin/pmemd runs it: Debian's python3 and the
-console script an installer writes for ``pmemd = pmemd.entry:main``, pmemd byte-compiled.
-The converged run also checks the generator's cache (pmemd.gencache), as at every boot.
+console script an installer writes for ``pmemd = pmemd.cli.entry:main``, pmemd byte-compiled.
+The converged run also checks the generator's cache (pmemd.fastpath.generator_cache), as at
+every boot.
 
 Two numbers: the converged no-op at boot (the stamp written by the previous converged run
 is valid: this is every boot; each timed run gets a new boot id first, so it also records
@@ -45,7 +46,7 @@ regions:
 CONSOLE_SCRIPT = """# -*- coding: utf-8 -*-
 import re
 import sys
-from pmemd.entry import main
+from pmemd.cli.entry import main
 if __name__ == "__main__":
     sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
     sys.exit(main())

@@ -1,5 +1,5 @@
 import sys
 
-from pmemd.cli import main
+from pmemd.cli.pmemd import main
 
 sys.exit(main())

@@ -1,13 +1,16 @@
-"""Typed errors. The CLI turns them into exit codes; D-Bus into named errors."""
+"""What can go wrong, one exception per fact, for every room of pmemd.
+
+An exception says *what* is wrong, not where it was noticed: a region that is not in the
+config is :class:`NoSuchRegion` whether ``pmemd make-filesystem``, ``pmemd verify-dax`` or
+a D-Bus method found out. Each is mapped once to an exit status (:mod:`pmemd.cli.exits`)
+and once to a D-Bus error name (:mod:`pmemd.service.faults`). This module imports nothing
+of pmemd's, so every room may use it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pmemd.model import Config
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class Problem:
             text += f"\n    {line}\n    {caret}"
         return text
 
+    def one_line(self) -> str:
+        """:meth:`render` without the source line and caret (a log line)."""
+        return Problem(self.message, self.key, self.location).render()
+
     def as_dict(self) -> dict[str, object]:
         loc = self.location
         return {
@@ -54,37 +61,60 @@ class Problem:
 
 
 class PmemdError(Exception):
-    """Base of every error pmemd reports to a user."""
+    """Base of every error pmemd reports to a user; its text is for that user."""
 
-    dbus_name = "io.pmemd1.Error.Failed"
+
+# --- the config ---------------------------------------------------------------------------
 
 
 class ConfigError(PmemdError):
     """The config is invalid; carries every problem found, not only the first."""
 
-    dbus_name = "io.pmemd1.Error.InvalidConfig"
-
-    def __init__(self, problems: Sequence[Problem], partial: Config | None = None) -> None:
+    def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
-        # What is still usable: the config without the regions that have problems, when
-        # every problem is about a region (None when any problem is about the whole file).
-        self.partial = partial
         super().__init__(self.render())
 
     def render(self) -> str:
         return "\n".join(problem.render() for problem in self.problems)
 
 
-class MachineError(PmemdError):
-    """The machine could not be read (missing or unreadable file, unparsable content)."""
+class NoSuchRegion(PmemdError):
+    """A region was named (by a unit, a command or a D-Bus path) that the config does not
+    declare (any more)."""
 
-    dbus_name = "io.pmemd1.Error.Machine"
+    def __init__(self, name: str, known: Sequence[str], where: str) -> None:
+        self.name = name
+        listed = ", ".join(known) or "none"
+        super().__init__(f"no region {name!r} in {where} (regions: {listed}); after editing "
+                         "the config run 'systemctl daemon-reload'")
+
+
+class NoFilesystem(PmemdError):
+    """The region declares no filesystem: there is nothing to make, mount or check."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"region {name!r} has no filesystem in the config")
+
+
+# --- the machine --------------------------------------------------------------------------
+
+
+class MachineError(PmemdError):
+    """The machine could not be read (a missing or unreadable file, unparsable content)."""
+
+
+class NoDevice(PmemdError):
+    """A region's device is not there on this boot (or is not the region's); says why."""
+
+
+class NoBootloader(PmemdError):
+    """No supported bootloader was found, or the configured one does not fit; says why
+    every candidate does or does not match."""
 
 
 class CommandError(PmemdError):
     """An external command failed; keeps argv, exit status and output."""
-
-    dbus_name = "io.pmemd1.Error.CommandFailed"
 
     def __init__(self, argv: Sequence[str], returncode: int, output: str, hint: str = "") -> None:
         self.argv = tuple(argv)
@@ -96,3 +126,60 @@ class CommandError(PmemdError):
         if output.strip():
             message += "\n" + output.rstrip()
         super().__init__(message)
+
+
+# --- the boot configuration ---------------------------------------------------------------
+
+
+class BootConfigError(PmemdError):
+    """The bootloader's configuration cannot be changed as asked: a form pmemd will not
+    edit, a tool that failed, a result that lacks the options. pmemd has put the previous
+    files back; the message says what happened."""
+
+
+class RollbackError(BootConfigError):
+    """A failed change could not be undone: names the files and where their backups are."""
+
+
+class RebootError(PmemdError):
+    """systemd refused or could not be asked to reboot."""
+
+
+# --- storage ------------------------------------------------------------------------------
+
+
+class Refused(PmemdError):
+    """pmemd will not make this filesystem (the device is in use, not the region's, or
+    holds data pmemd must not destroy); the message carries the evidence."""
+
+
+class NotDax(PmemdError):
+    """A region's filesystem is not mounted with DAX."""
+
+
+# --- services pmemd asks ------------------------------------------------------------------
+
+
+class SystemdError(PmemdError):
+    """systemd refused or failed a request (a unit's job failed, the bus is unreachable)."""
+
+
+class NotLive(PmemdError):
+    """The request needs the running system, and pmemd works on a tree (``--root``)."""
+
+
+class Busy(PmemdError):
+    """Another change is in progress (or the region is mounted); try again after it."""
+
+
+class NotAuthorized(PmemdError):
+    """The caller may not do this (polkit's answer, or only root without polkit)."""
+
+
+class ApplyAfterSetConfigFailed(PmemdError):
+    """SetConfig(apply=true) replaced the config, then applying it failed: the caller must
+    know both; ``cause`` is the failure (its D-Bus name is the reply's)."""
+
+    def __init__(self, message: str, cause: PmemdError) -> None:
+        super().__init__(message)
+        self.cause = cause

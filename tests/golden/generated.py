@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pmemd.machine import GENERATOR_DIRS, PMEMD_BIN, Machine
+from pmemd.machine.root import GENERATOR_DIRS, PMEMD_BIN, Machine
 from tests.conftest import install_host_systemd
 
 REPO = Path(__file__).resolve().parent.parent.parent

@@ -1,7 +1,8 @@
-"""The generator's cache (pmemd.gencache): for every golden case the replayed output and log
-are byte for byte the full generator's; any change of the config's bytes, the firmware map
-or pmemd's code is a miss; a damaged cache is a miss, never a crash or a wrong unit; the
-generator never writes the cache; the writer is atomic; reconcile keeps it up to date.
+"""The generator's cache (pmemd.fastpath.generator_cache, written by pmemd.generator.cache):
+for every golden case the replayed output and log are byte for byte the full generator's;
+any change of the config's bytes, the firmware map or pmemd's code (in any of its rooms) is
+a miss; a damaged cache is a miss, never a crash or a wrong unit; the generator never
+writes the cache; the writer is atomic; reconcile keeps it up to date.
 
 Whether a run was a hit is seen from outside: `python -X importtime` lists every module a
 run imported, and a hit never imports PyYAML or the config model.
@@ -20,16 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from pmemd.gencache import CACHE, refresh_generator_cache
-from pmemd.machine import GENERATOR_DIRS, Machine
-from tests.bootloader.conftest import KILL_AT_RENAME, machine_tree
+from pmemd.fastpath.generator_cache import CACHE
+from pmemd.generator.cache import CacheResult, refresh_generator_cache
+from pmemd.machine.root import GENERATOR_DIRS, Machine
+from tests.boot.conftest import KILL_AT_RENAME, machine_tree
 from tests.golden.generated import GENERATOR, MACHINES, REPO, make_root, snapshot
 
 GOLDEN = Path(__file__).resolve().parent
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "machine").is_file())
-# What the full generator always imports (pmemd.machine even without a config).
-FULL_PATH_ONLY = ("pmemd.machine", "yaml", "pmemd.config", "pmemd.model", "pmemd.salvage",
-                  "pmemd.units")
+# What the full generator always imports (the root object even without a config).
+FULL_PATH_ONLY = ("pmemd.machine.root", "yaml", "pmemd.core.config", "pmemd.core.model",
+                  "pmemd.generator.generate", "pmemd.core.units")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def imported(done: subprocess.CompletedProcess[str]) -> set[str]:
 
 
 def write_cache(root: Path) -> None:
-    assert refresh_generator_cache(Machine(root)) in ("written", "current")
+    done, _ = refresh_generator_cache(Machine(root))
+    assert done in (CacheResult.WRITTEN, CacheResult.CURRENT)
 
 
 def cache_file(root: Path) -> Path:
@@ -180,7 +183,7 @@ def test_a_change_of_pmemds_code_is_a_miss(tmp_path: Path) -> None:
     assert written.returncode == 0 and written.stdout.endswith(": written\n"), written.stderr
     assert generate(root, pythonpath=code).hit
     assert not generate(root).hit  # the repository's pmemd is other code
-    units = code / "pmemd" / "units.py"
+    units = code / "pmemd" / "core" / "units.py"  # in a subpackage: its rooms count too
     units.write_bytes(units.read_bytes())  # same bytes, a new modification time
     assert not generate(root, pythonpath=code).hit
 
@@ -200,7 +203,7 @@ def test_python_writing_bytecode_beside_the_code_is_no_change(tmp_path: Path) ->
     assert not (code / "pmemd" / "__pycache__").exists()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(code / "pmemd")], check=True)
     assert (code / "pmemd" / "__pycache__").is_dir()
-    assert (code / "pmemd" / "bootloader" / "__pycache__").is_dir()
+    assert (code / "pmemd" / "boot" / "backends" / "__pycache__").is_dir()
     assert generate(root, pythonpath=code).hit
 
 
@@ -213,7 +216,7 @@ def _damaged(text: bytes) -> Iterator[tuple[str, bytes]]:
     for fraction in (0.1, 0.5, 0.9, 0.999):
         yield f"truncated at {fraction}", text[: int(len(text) * fraction)]
     yield "no final newline", text[:-1]
-    file_line = text.index(b"\nfile ") + 10
+    file_line = text.index(b"\ndata file ") + 15
     flipped = bytearray(text)
     flipped[file_line] = ord("0") if flipped[file_line] != ord("0") else ord("1")
     yield "a unit's text changed", bytes(flipped)
@@ -240,12 +243,12 @@ def test_a_damaged_cache_is_a_miss_never_a_crash_or_a_wrong_unit(tmp_path: Path)
 
 def test_a_cache_naming_a_file_outside_the_output_directory_is_a_miss(tmp_path: Path) -> None:
     """Even with a right checksum: the generator writes into its output directory only."""
-    from pmemd.gencache import render_cache
+    from pmemd.fastpath.generator_cache import render_cache
 
     root = case_root("one-xfs", tmp_path)
     write_cache(root)
     lines = cache_file(root).read_text().splitlines()[1:-1]
-    key = [line for line in lines if line.split(" ")[0] not in ("kmsg", "file", "link", "log")]
+    key = [tuple(line.split(" ")[1:]) for line in lines if line.startswith("key ")]
     escape = tmp_path / "escaped"
     cache_file(root).write_text(render_cache(key, "/dev/null", [
         (f"../../../../../../../../..{escape}", "[Unit]\n", None)], []))
@@ -324,9 +327,9 @@ def test_the_writer_is_atomic(tmp_path: Path) -> None:
 
 def test_unchanged_inputs_leave_the_file_alone(tmp_path: Path) -> None:
     root = case_root("one-xfs", tmp_path)
-    assert refresh_generator_cache(Machine(root)) == "written"
+    assert refresh_generator_cache(Machine(root))[0] is CacheResult.WRITTEN
     before = os.stat(cache_file(root))
-    assert refresh_generator_cache(Machine(root)) == "current"
+    assert refresh_generator_cache(Machine(root))[0] is CacheResult.CURRENT
     assert os.stat(cache_file(root)).st_ino == before.st_ino
 
 
@@ -336,7 +339,7 @@ def test_an_unreadable_config_removes_the_cache(tmp_path: Path) -> None:
     config = Machine(root).config
     config.unlink()
     config.mkdir()  # reading it fails (not a missing config)
-    assert refresh_generator_cache(Machine(root)) == "removed"
+    assert refresh_generator_cache(Machine(root))[0] is CacheResult.REMOVED
     assert not cache_file(root).exists()
 
 
@@ -354,7 +357,7 @@ def test_reconcile_writes_it_and_the_converged_fast_path_writes_it_again(
 
     def reconcile() -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-X", "importtime", "-c",
-                               "import sys; from pmemd.entry import main;"
+                               "import sys; from pmemd.cli.entry import main;"
                                " sys.exit(main())", "reconcile", "--root", str(root)],
                               cwd=REPO, capture_output=True, text=True, check=False)
 
@@ -367,8 +370,9 @@ def test_reconcile_writes_it_and_the_converged_fast_path_writes_it_again(
     cache_file(root).unlink()
     replayed = reconcile()
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    assert "pmemd.cli" not in imported(replayed)  # the stamp's fast path answered
-    assert "pmemd.salvage" in imported(replayed)  # and made the cache
-    assert "pmemd.salvage" not in imported(reconcile())  # a current cache is only checked
+    assert "pmemd.cli.pmemd" not in imported(replayed)  # the stamp's fast path answered
+    assert "pmemd.generator.generate" in imported(replayed)  # and made the cache
+    # a current cache is only checked
+    assert "pmemd.generator.generate" not in imported(reconcile())
     assert cache_file(root).is_file()
     assert generate(root).hit

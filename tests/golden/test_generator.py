@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pmemd.machine import CONFIG_PATH, GENERATOR_DIRS, Machine
+from pmemd.machine.root import CONFIG_PATH, GENERATOR_DIRS, Machine
 from tests.golden.generated import (
     GENERATOR,
     generator_argv,

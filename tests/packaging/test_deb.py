@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from pmemd import __version__
-from pmemd.cli import Exit
+from pmemd.cli.exits import Exit
 from tests.conftest import MACHINES
 from tests.packaging.conftest import REPO, BuiltDeb, Root, host_env, package_names, run
 

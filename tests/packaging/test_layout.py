@@ -124,3 +124,18 @@ def test_man_pages_must_have_been_rendered(tmp_path: Path) -> None:
     (source / "empty").mkdir()
     with pytest.raises(install_data.LayoutError, match="make man"):
         install_data.plan_placements(source, FEDORA_DIRS, source / "empty")
+
+
+def test_pyproject_lists_every_package_of_pmemd() -> None:
+    """The package list is written out (automatic discovery would walk the example
+    machines' sysfs link loops): a new room must be added to it, or it would be missing
+    from the wheel and both packages while every test run from the tree still passed."""
+    import tomllib
+
+    from tests.conftest import REPO
+
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"]
+    found = sorted(".".join(init.parent.relative_to(REPO).parts)
+                   for init in (REPO / "pmemd").rglob("__init__.py"))
+    assert sorted(listed) == found

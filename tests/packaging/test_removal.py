@@ -3,7 +3,7 @@ the prerm's `pmemd reconcile --remove-all` takes pmemd's options out of the real
 configuration (update-grub regenerates grub.cfg) and the admin is told to reboot.
 
 The root is the packaging tests' cached root (the .deb's dependencies and Debian's GRUB
-tools) on a loop-mounted partition, as tests/bootloader does it: update-grub needs `/` to
+tools) on a loop-mounted partition, as tests/boot does it: update-grub needs `/` to
 be a partition of a block device. The example 16 GiB machine's facts are bound over /proc
 and /sys, so pmemd plans the same way on any host.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pmemd.cli import Exit
-from tests.bootloader.debianroot import DebianRoot, bind_facts, debian_root
+from pmemd.cli.exits import Exit
+from tests.boot.debianroot import DebianRoot, bind_facts, debian_root
 from tests.conftest import MACHINES
 from tests.packaging.conftest import BuiltDeb, base_root_tarball
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pmemd.errors import CommandError
-from pmemd.runner import Runner
+from pmemd.machine.runner import Runner
 
 HERE = Path(__file__).resolve().parent
 # PMEMD_VM_CACHE: another cache directory (e.g. an empty one, to time a build from scratch)

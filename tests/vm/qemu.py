@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import BinaryIO, TypeVar
 
 from pmemd.errors import CommandError
-from pmemd.runner import Runner
+from pmemd.machine.runner import Runner
 
 QEMU = "qemu-system-x86_64"
 QEMU_IMG = "qemu-img"

@@ -43,8 +43,8 @@ from typing import Any
 
 import pytest
 
-from pmemd.machine import pmem_link
-from pmemd.units import unit_name
+from pmemd.core.units import link_name, unit_name
+from pmemd.machine.root import PMEM_LINK_DIR
 from tests.vm.conftest import ARTIFACTS
 from tests.vm.e2e import (
     GRUB_FILES,
@@ -113,7 +113,8 @@ def trip(vm_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def fsck_unit(region: RegionSpec) -> str:
     """systemd-fsck@ for the region's stable device name."""
-    return unit_name(pmem_link(size_bytes(region.offset)), ".service", "systemd-fsck@")
+    return unit_name(link_name(PMEM_LINK_DIR, size_bytes(region.offset)), ".service",
+                     "systemd-fsck@")
 
 
 @pytest.fixture

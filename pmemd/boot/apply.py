@@ -1,0 +1,113 @@
+"""Carry out a backend's :class:`BootWrite`: write the files atomically, run the tool, read
+the bootloader's config back and check the default entry; on any failure put every file
+back as it was and report why (with the tool's output)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, tool_argv
+from pmemd.core.cmdline import CmdlineEdit, carries
+from pmemd.errors import BootConfigError, CommandError, MachineError, RollbackError
+from pmemd.machine.atomic import Transaction, remove_durably, write_atomic
+from pmemd.machine.runner import Runner
+
+
+class BootTransaction(Transaction):
+    """A :class:`Transaction` that can also remember files a *tool* will rewrite, and that
+    on rollback restores only what really changed (a file the tool left alone, perhaps
+    because it could not write it, is not touched again)."""
+
+    def keep(self, path: Path) -> None:
+        """Remember ``path`` for :meth:`rollback` without writing it."""
+        self._remember(path)
+
+    def rollback(self) -> None:
+        failed = []
+        for path, old in reversed(list(self._previous.items())):
+            try:
+                current: bytes | None = path.read_bytes()
+            except FileNotFoundError:
+                current = None
+            if current == old:
+                continue
+            try:
+                if old is None:
+                    remove_durably(path)
+                else:
+                    write_atomic(path, old)
+            except OSError as err:
+                backup = f" (its previous content is in {path}{self.backup_suffix})" if (
+                    old is not None and self.backup_suffix) else ""
+                failed.append(f"{path}: {err.strerror}{backup}")
+        self._previous.clear()
+        if failed:
+            raise RollbackError("could not restore: " + "; ".join(failed))
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Temp files a killed writer left beside ``path`` (``.NAME.*.tmp``, see pmemd.atomic).
+    They never shadow the real file (no tool reads dot files), but they should not pile up."""
+    with contextlib.suppress(OSError):
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink()
+
+
+def verify_next_boot(after: NextBoot, edit: CmdlineEdit, keep: Sequence[str] = ()) -> None:
+    """The default entry must carry every added (and kept) argument and none removed."""
+    if after.cmdline is None:
+        raise BootConfigError(f"after writing, {after.describe()}: no default entry with a "
+                              "kernel command line was found")
+    missing = [a for a in (*edit.add, *keep) if not carries(after.cmdline, a)]
+    left = [a for a in edit.remove if carries(after.cmdline, a)]
+    problems = []
+    if missing:
+        problems.append(f"lacks {' '.join(missing)}")
+    if left:
+        problems.append(f"still carries {' '.join(left)}: another part of the bootloader "
+                        "configuration adds it; remove it there")
+    if problems:
+        raise BootConfigError(f"after writing, the default entry ({after.describe()}) "
+                              + "; ".join(problems))
+
+
+def apply_boot_write(backend: Backend, write: BootWrite, edit: CmdlineEdit, runner: Runner,
+                     *, keep: Sequence[str] = (),
+                     before: Callable[[Transaction], object] | None = None) -> NextBoot:
+    """Write, run, read back and check; roll everything back on failure.
+
+    ``before`` writes into the same transaction first (pmemd records in its state what it
+    is about to own before the bootloader carries it, so a crash never loses ownership).
+    """
+    transaction = BootTransaction()
+    try:
+        if before is not None:
+            before(transaction)
+        for change in write.files:
+            remove_stale_temporaries(change.path)
+            if change.new is None:
+                transaction.remove(change.path)
+            else:
+                transaction.write(change.path, change.new)
+        for path in write.tool_files:
+            transaction.keep(path)
+        for argv in write.commands:
+            runner.run(tool_argv(backend.machine, argv))
+        after = backend.read_next_boot()
+        verify_next_boot(after, edit, (*keep, *write.keep))
+    except (CommandError, MachineError, BootConfigError, OSError) as err:
+        try:
+            transaction.rollback()
+        except RollbackError as rollback:
+            raise RollbackError(f"{_describe(err)}\nand then {rollback}") from err
+        raise BootConfigError(f"{_describe(err)}\npmemd put the previous bootloader files "
+                              "back; nothing changed") from err
+    return after
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, OSError):
+        return f"{err.filename or 'writing'}: {err.strerror}"
+    return str(err)

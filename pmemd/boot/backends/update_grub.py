@@ -1,0 +1,70 @@
+"""Debian and Ubuntu: pmemd keeps its options in its own drop-in,
+``/etc/default/grub.d/pmemd.cfg``, which ``grub-mkconfig`` sources after the admin's
+``/etc/default/grub``; ``update-grub`` then regenerates ``/boot/grub/grub.cfg``.
+The admin's file is never edited."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, Probe, file_write
+from pmemd.boot.backends.grub import read_grub_next_boot
+from pmemd.core.cmdline import CmdlineEdit, check_writable
+from pmemd.core.model import BootloaderChoice
+from pmemd.machine.root import CONFIG_PATH, Machine
+
+TOOL = "update-grub"
+
+
+def render_dropin(args: Sequence[str]) -> str | None:
+    """The drop-in carrying ``args`` (``None``: no file at all)."""
+    if not args:
+        return None
+    value = " ".join(check_writable(a) for a in args)
+    return (
+        f"# Written by pmemd from {CONFIG_PATH}: kernel options that reserve emulated\n"
+        "# persistent memory (memmap=SIZE!START) and, with 'boot.kaslr: disable', nokaslr.\n"
+        f"# pmemd rewrites or removes this file: change {CONFIG_PATH}, then run\n"
+        "# 'pmemd reconcile'. grub-mkconfig reads it after /etc/default/grub.\n"
+        f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {value}"\n'
+    )
+
+
+@dataclass(frozen=True)
+class UpdateGrub(Backend):
+    tool: str = TOOL
+
+    @property
+    def kind(self) -> BootloaderChoice:
+        return BootloaderChoice.UPDATE_GRUB
+
+    def read_next_boot(self) -> NextBoot:
+        m = self.machine
+        return read_grub_next_boot(m, m.grub_cfg, (m.grub_env,))
+
+    def plan_write(self, current: NextBoot, edit: CmdlineEdit,
+                   owned_after: Sequence[str]) -> BootWrite:
+        m = self.machine
+        files = file_write(m.grub_dropin, render_dropin(owned_after),
+                           m.read_text(m.grub_dropin))
+        if not files and edit.empty:
+            return BootWrite()
+        return BootWrite(files=files, commands=((self.tool,),), tool_files=(m.grub_cfg,))
+
+    def inputs(self) -> tuple[Path, ...]:
+        m = self.machine
+        return (m.grub_cfg, m.grub_env, m.grub_dropin, m.etc_default_grub)
+
+
+def probe(machine: Machine) -> Probe:
+    kind = BootloaderChoice.UPDATE_GRUB
+    tool = machine.program(TOOL)
+    if tool is None:
+        return Probe(kind, None, f"no {TOOL} program (Debian/Ubuntu's grub2-common)")
+    if not machine.etc_default_grub.is_file():
+        return Probe(kind, None, f"{tool} exists but {machine.etc_default_grub} does not")
+    return Probe(kind, UpdateGrub(machine, tool),
+                 f"{tool} and {machine.etc_default_grub} (Debian/Ubuntu GRUB); pmemd's "
+                 f"options go into {machine.grub_dropin}")

@@ -1,0 +1,277 @@
+"""What each ``pmemd`` command does, from its parsed arguments to its exit status. Errors
+are raised as they are (:mod:`pmemd.errors`); :func:`pmemd.cli.pmemd.main` turns them into
+exit statuses. Each command imports only what it uses: ``reconcile`` runs at every boot,
+``make-filesystem`` and ``verify-dax`` for every region."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pmemd.cli.exits import PLAN_EXITS, Exit
+from pmemd.core.config import ParsedConfig
+from pmemd.core.model import DEFAULT_ALIGNMENT
+from pmemd.core.plan import PlanState, plan
+from pmemd.core.report import dump_json, memmap_document, render_memmap_text, render_plan_text
+from pmemd.core.sizes import format_bytes, render_size
+from pmemd.errors import ConfigError, MachineError
+from pmemd.machine.facts import read_config, read_facts
+from pmemd.machine.memory import read_memory_map
+from pmemd.machine.root import CONFIG_PATH, Machine
+
+log = logging.getLogger("pmemd")
+
+WARNING = 4  # syslog priority
+
+
+def machine_of(args: argparse.Namespace) -> Machine:
+    return Machine(Path(args.root))
+
+
+def config_path_of(args: argparse.Namespace) -> Path | None:
+    return Path(args.config) if args.config is not None else None
+
+
+def _config(args: argparse.Namespace) -> ParsedConfig:
+    return read_config(machine_of(args), config_path_of(args))
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    machine = machine_of(args)
+    config = _config(args).require()
+    try:
+        facts = read_facts(machine)
+    except MachineError as err:
+        print(f"{config.source.path}: the file is valid; machine checks skipped: {err}",
+              file=sys.stderr)
+        return Exit.OK
+    result = plan(config, facts)
+    if result.problems:
+        raise ConfigError(result.problems)
+    for warning in result.warnings:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    placed = ", ".join(f"{r.region.name} {format_bytes(r.range.size)} at 0x{r.range.start:x}"
+                       for r in result.regions)
+    print(f"{config.source.path}: valid ({len(result.regions)} regions"
+          f"{': ' + placed if placed else ''})")
+    return Exit.OK
+
+
+def cmd_memmap(args: argparse.Namespace) -> int:
+    if args.dmesg is not None:
+        from pmemd.core.e820 import E820ParseError, memory_map_from_dmesg
+
+        source = "<stdin>" if args.dmesg == "-" else args.dmesg
+        try:
+            text = sys.stdin.read() if args.dmesg == "-" else Path(args.dmesg).read_text(
+                encoding="utf-8", errors="replace")
+        except OSError as err:
+            raise MachineError(f"{source}: {err.strerror}") from None
+        try:
+            memory = memory_map_from_dmesg(text, source)
+        except E820ParseError as err:
+            where = f"{source}:{err.line}" if err.line else source
+            raise MachineError(f"{where}: {err}") from None
+    else:
+        memory = read_memory_map(machine_of(args))
+    alignment = args.alignment if args.alignment is not None else _configured_alignment(args)
+    if args.json:
+        sys.stdout.write(dump_json(memmap_document(memory, alignment)))
+    else:
+        sys.stdout.write(render_memmap_text(memory, alignment))
+    return Exit.OK
+
+
+def _configured_alignment(args: argparse.Namespace) -> int:
+    """memory.alignment of the config, so suggestions are ranges the config may use; the
+    default when there is no config yet (the usual case before the first region)."""
+    parsed = _config(args)
+    if parsed.valid:
+        return parsed.require().memory.alignment
+    usable = parsed.usable
+    if usable is None:
+        if args.config is not None:  # named explicitly: a missing file is a mistake
+            raise ConfigError(parsed.problems)
+        if machine_of(args).config.exists():
+            print(f"warning: the config is unusable (pmemd validate); using the default "
+                  f"alignment {render_size(DEFAULT_ALIGNMENT)}", file=sys.stderr)
+        return DEFAULT_ALIGNMENT
+    print(f"warning: {len(parsed.problems)} problem(s) in the config (pmemd validate); "
+          f"using its memory.alignment {render_size(usable.memory.alignment)}",
+          file=sys.stderr)
+    return usable.memory.alignment
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from pmemd.boot.report import plan_with_boot_document, render_boot_lines
+    from pmemd.boot.view import plan_next_boot, read_boot_view
+
+    machine = machine_of(args)
+    config = _config(args).require()
+    facts = read_facts(machine, devices=True)
+    boot = read_boot_view(machine, config)  # judge against the bootloader's next boot
+    result = plan_next_boot(config, facts, boot)
+    if args.json:
+        sys.stdout.write(dump_json(plan_with_boot_document(result, boot)))
+    else:
+        where = "this machine" if machine.root == Path("/") else str(machine.root)
+        sys.stdout.write(render_plan_text(result, config, facts.kernel, where,
+                                          render_boot_lines(boot)))
+    return PLAN_EXITS[result.state]
+
+
+# --- the boot configuration --------------------------------------------------------------
+
+
+RECONCILE_EXITS = {
+    PlanState.CONVERGED: Exit.OK,
+    PlanState.CHANGES_PENDING: Exit.CHANGES_PENDING,  # only with --dry-run
+    PlanState.REBOOT_REQUIRED: Exit.REBOOT_REQUIRED,
+    PlanState.DEGRADED: Exit.DEGRADED,
+}
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """What pmemd-reconcile.service runs at every boot."""
+    from pmemd.boot.reconcile import reconcile
+    from pmemd.boot.report import reconcile_document, render_reconcile_text
+    from pmemd.boot.stamp import remove_stamp, write_stamp
+    from pmemd.machine.runner import Runner
+
+    machine = machine_of(args)
+    if args.remove_all:
+        return _remove_all(args, machine)
+    # First, whatever happens next (an invalid config, a failing bootloader, a reboot): the
+    # next boot's on-boot: keep needs to know which ranges were pmem on this one.
+    recorded = args.dry_run or _record_boot(machine)
+    outcome = reconcile(machine, Runner(dry_run=args.dry_run),
+                        config_path=config_path_of(args), dry_run=args.dry_run,
+                        # before writing: with boot.reboot auto, reconcile may end in a reboot
+                        when_valid=None if args.dry_run else lambda: refresh_cache(machine))
+    text = (dump_json(reconcile_document(outcome)) if args.json
+            else render_reconcile_text(outcome))
+    sys.stdout.write(text)
+    warnings = "".join(f"warning: {w.message}\n" for w in outcome.plan.warnings)
+    sys.stderr.write(warnings)
+    if not args.dry_run:
+        if outcome.stampable and not args.json and recorded:
+            write_stamp(machine, args.root, args.config, inputs=outcome.inputs,
+                        regions=[r.range for r in outcome.plan.regions], output=text,
+                        errors=warnings)
+        else:
+            remove_stamp(machine)
+    return RECONCILE_EXITS[outcome.state]
+
+
+def _record_boot(machine: Machine) -> bool:
+    """This boot in the boot history (see pmemd.machine.history); a failure is a warning."""
+    from pmemd.machine.history import record_boot
+
+    try:
+        record_boot(machine)
+    except MachineError as err:
+        print(f"warning: {err}", file=sys.stderr)
+        return False
+    return True
+
+
+def _remove_all(args: argparse.Namespace, machine: Machine) -> int:
+    """``reconcile --remove-all``: what the packages run when pmemd is removed."""
+    from pmemd.boot.removal import remove_all
+    from pmemd.boot.report import removal_document, render_removal_text
+    from pmemd.boot.stamp import remove_stamp
+    from pmemd.machine.runner import Runner
+
+    removal = remove_all(machine, Runner(dry_run=args.dry_run),
+                         config_path=config_path_of(args), dry_run=args.dry_run)
+    sys.stdout.write(dump_json(removal_document(removal)) if args.json
+                     else render_removal_text(removal))
+    if removal.dry_run:
+        return Exit.CHANGES_PENDING if removal.removed else Exit.OK
+    if removal.state_changed or removal.applied:
+        remove_stamp(machine)
+    return Exit.REBOOT_REQUIRED if removal.applied else Exit.OK
+
+
+def refresh_cache(machine: Machine) -> bool:
+    """Write pmemd-generator's cache; says whether that worked (a failure is logged)."""
+    from pmemd.generator.cache import CacheResult, refresh_generator_cache
+
+    done, why = refresh_generator_cache(machine)
+    log.debug("generator cache %s: %s %s", machine.generator_cache, done.value, why)
+    return done is not CacheResult.FAILED
+
+
+def cmd_generator_cache(args: argparse.Namespace) -> int:
+    """Write pmemd-generator's cache now (reconcile and the service keep it up to date)."""
+    from pmemd.generator.cache import CacheResult, refresh_generator_cache
+
+    if args.config is not None:
+        print("pmemd: generator-cache: --config does not apply: pmemd-generator reads "
+              f"{CONFIG_PATH} under the root", file=sys.stderr)
+        return Exit.USAGE
+    machine = machine_of(args)
+    done, why = refresh_generator_cache(machine)
+    print(f"{machine.generator_cache}: {done.value}{': ' + why if why else ''}")
+    return Exit.FAILURE if done is CacheResult.FAILED else Exit.OK
+
+
+# --- the service and the units' commands -------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pmemd.service.server import serve  # only the daemon needs dbus-next
+
+    if not args.verbose:  # a daemon says what it changes and refuses (the journal keeps it)
+        logging.getLogger().setLevel(logging.INFO)
+    return serve(machine_of(args), config_path_of(args), args.bus_address, args.idle_timeout)
+
+
+def _journal_priority(level: int) -> str:
+    """``<N>``, which the journal reads as the line's priority, when stderr is connected to
+    the journal (systemd's ``$JOURNAL_STREAM`` names that stream); nothing otherwise."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        info = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return ""
+    return f"<{level}>" if f"{info.st_dev}:{info.st_ino}" == f"{device}:{inode}" else ""
+
+
+def cmd_make_filesystem(args: argparse.Namespace) -> int:
+    """What pmemd-makefs@….service runs before a region's mount."""
+    from pmemd.machine.runner import Runner
+    from pmemd.storage.makefs import make_region_filesystem
+
+    parsed = _config(args)
+    parsed.region(args.region)  # the region's own problems, or that it is not there
+    assert parsed.usable is not None
+    outcome = make_region_filesystem(machine_of(args), parsed.usable, args.region,
+                                     Runner(dry_run=args.dry_run))
+    if outcome.argv:
+        print(("would run: " if args.dry_run else "ran: ") + " ".join(outcome.argv))
+    if outcome.decision.alarming:  # the content the user kept is gone: a warning
+        sys.stdout.flush()
+        print(f"{_journal_priority(WARNING)}warning: {outcome.message()}", file=sys.stderr)
+    else:
+        print(outcome.message())
+    for warning in outcome.warnings:
+        print(f"{_journal_priority(WARNING)}warning: {warning}", file=sys.stderr)
+    return Exit.OK
+
+
+def cmd_verify_dax(args: argparse.Namespace) -> int:
+    """What pmemd-dax@….service runs after a region's mount: fails unless DAX is on."""
+    from pmemd.storage.verify import verify_region
+
+    parsed = _config(args)
+    parsed.region(args.region)
+    assert parsed.usable is not None
+    print(verify_region(machine_of(args), parsed.usable, args.region).describe())
+    return Exit.OK

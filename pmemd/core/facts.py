@@ -1,0 +1,26 @@
+"""(pure) What the planner knows about a machine: one reading of it, typed.
+
+:mod:`pmemd.machine.facts` reads a machine (under its root) into :class:`MachineFacts`;
+the planner and the reports only ever see this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pmemd.core.cmdline import Cmdline
+from pmemd.core.devices import DeviceFacts
+from pmemd.core.e820 import MemoryMap
+from pmemd.core.history import BootHistory
+from pmemd.core.kernel import KernelInfo
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    """What the pure planner needs to know about a machine."""
+
+    memory: MemoryMap
+    cmdline: Cmdline
+    kernel: KernelInfo
+    mem_total: int | None  # MemTotal from meminfo, for messages
+    devices: DeviceFacts | None = None  # None: not read (device checks skipped)
+    history: BootHistory | None = None  # None: not read (what make-filesystem did unknown)

@@ -1,0 +1,136 @@
+"""Sizes as the kernel's ``memparse`` reads them, and their canonical rendering.
+
+Two readers share one model of ``lib/cmdline.c``:
+
+* :func:`memparse` reads like the kernel: it stops at the first character it cannot
+  use and says where, so callers can see what the kernel really applied.
+* :func:`parse_size` is the strict reader for pmemd's own config: the whole text must
+  be consumed, and forms that the kernel reads differently from how people read them
+  (a leading ``0`` makes the kernel read octal) are refused.
+
+:func:`render_size` writes the one canonical form: decimal with the largest exact unit.
+"""
+
+from __future__ import annotations
+
+U64_MAX = (1 << 64) - 1
+# Suffix -> shift, as memparse's fallthrough switch applies them.
+SUFFIX_SHIFT = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+_RENDER_UNITS = ("E", "P", "T", "G", "M", "K")
+_HUMAN_UNITS = ("EiB", "PiB", "TiB", "GiB", "MiB", "KiB")
+_HEX = "0123456789abcdefABCDEF"
+
+
+def _read_number(text: str, pos: int) -> tuple[int, int]:
+    """``simple_strtoull(s, &end, 0)`` without the 64-bit wrap: base from the prefix."""
+    base = 10
+    if text.startswith("0", pos):
+        if text[pos + 1 : pos + 2] in ("x", "X") and text[pos + 2 : pos + 3] and (
+            text[pos + 2] in _HEX
+        ):
+            base, pos = 16, pos + 2
+        else:
+            base = 8
+    value = 0
+    while pos < len(text):
+        try:
+            digit = int(text[pos], 16)
+        except ValueError:
+            break
+        if digit >= base:
+            break
+        value = value * base + digit
+        pos += 1
+    return value, pos
+
+
+def _read_size(text: str, pos: int) -> tuple[int, int]:
+    """memparse without the wrap: the exact value and where reading stopped."""
+    value, end = _read_number(text, pos)
+    if end == pos:
+        return 0, pos
+    suffix = text[end : end + 1].upper()
+    if suffix in SUFFIX_SHIFT:
+        value <<= SUFFIX_SHIFT[suffix]
+        end += 1
+    return value, end
+
+
+def memparse(text: str, pos: int = 0) -> tuple[int, int]:
+    """Read a size at ``pos`` exactly as the kernel's ``memparse`` does.
+
+    Returns ``(value, end)``; ``end == pos`` means nothing was read. The value wraps
+    at 64 bits, as in the kernel.
+    """
+    value, end = _read_size(text, pos)
+    return value & U64_MAX, end
+
+
+class SizeError(ValueError):
+    """A size that pmemd will not accept; ``column`` is the 0-based offset of the fault."""
+
+    def __init__(self, message: str, column: int = 0) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+def parse_size(text: str, *, allow_zero: bool = False) -> int:
+    """Strictly parse a config size such as ``4G``, ``1536M``, ``0x40000000`` or ``512``."""
+    stripped = text.strip()
+    lead = len(text) - len(text.lstrip())
+    if not stripped:
+        raise SizeError("empty size; write a number with an optional K, M, G, T, P or E suffix")
+    if stripped[0] in "+-":
+        raise SizeError(f"{stripped!r} is not a size: sizes cannot be signed", lead)
+    if stripped[0] == "0" and len(stripped) > 1 and stripped[1] not in "xXkKmMgGtTpPeE":
+        raise SizeError(
+            f"{stripped!r} has a leading zero, which the kernel reads as octal; "
+            "drop the zero (or write hex as 0x…)",
+            lead,
+        )
+    exact, end = _read_size(stripped, 0)
+    if end == 0:
+        raise SizeError(
+            f"{stripped!r} is not a size; write a number with an optional K, M, G, T, P or E "
+            "suffix, e.g. 4G",
+            lead,
+        )
+    if end != len(stripped):
+        raise SizeError(
+            f"{stripped!r} is not a size: unexpected {stripped[end:]!r} after {stripped[:end]!r}"
+            " (suffixes are K, M, G, T, P, E)",
+            lead + end,
+        )
+    if exact > U64_MAX:
+        raise SizeError(f"{stripped!r} does not fit in 64 bits", lead)
+    if exact == 0 and not allow_zero:
+        raise SizeError("size must be greater than zero", lead)
+    return exact
+
+
+def render_size(value: int) -> str:
+    """Canonical form: decimal with the largest unit that divides exactly (``1536M``, ``4G``)."""
+    if value < 0 or value > U64_MAX:
+        raise ValueError(f"size out of range: {value}")
+    if value == 0:
+        return "0"
+    for unit in _RENDER_UNITS:
+        shift = SUFFIX_SHIFT[unit]
+        if value % (1 << shift) == 0:
+            return f"{value >> shift}{unit}"
+    return str(value)
+
+
+def format_bytes(value: int) -> str:
+    """Human form for tables: ``4 GiB``, ``1.5 GiB``, ``639 KiB``, ``512 B``."""
+    for unit, name in zip(_RENDER_UNITS, _HUMAN_UNITS, strict=True):
+        scale = 1 << SUFFIX_SHIFT[unit]
+        if value >= scale:
+            amount = value / scale
+            text = f"{amount:.1f}".removesuffix(".0")
+            return f"{text} {name}"
+    return f"{value} B"
+
+
+def format_address(value: int) -> str:
+    return f"0x{value:x}"

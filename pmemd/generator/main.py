@@ -1,0 +1,51 @@
+"""``pmemd-generator NORMAL [EARLY LATE]``: the systemd generator (systemd.generator(7)).
+
+systemd runs it on every boot and daemon-reload, before any unit starts. From
+``/etc/pmemd.yaml`` alone it writes, into NORMAL, the units of every region with a
+filesystem (see :mod:`pmemd.core.units`). It reads the firmware memory map only to place
+regions without an offset, talks to no service, writes nowhere but NORMAL, and never
+fails the boot: a problem is logged ("…, ignoring") and only the part it touches is
+left out. ``--root DIR`` reads the machine under DIR (tests).
+
+It is on the boot's critical path. First it tries the cache of its own output
+(:mod:`pmemd.fastpath.generator_cache`: nothing but ``os`` is imported for that); only on
+a miss does it import what computing the output needs (:mod:`pmemd.generator.generate`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pmemd.fastpath.generator_cache import replay_cached
+from pmemd.fastpath.generator_runtime import USAGE, open_log, parse_arguments, write_outputs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    replayed = replay_cached(args)
+    if replayed is not None:
+        return replayed
+    parsed = parse_arguments(args)
+    if parsed is None:
+        sys.stderr.write(USAGE)
+        return 2
+    from pathlib import Path
+
+    from pmemd.generator.generate import generate
+    from pmemd.machine.root import Machine
+
+    root, dirs = parsed
+    machine = Machine(Path(root))
+    log = open_log(str(machine.root), str(machine.kmsg))
+    try:
+        files = generate(machine, log).files
+    except Exception as err:  # never fail the boot over pmem; say what went wrong
+        log.error(f"unexpected error, generating nothing: {type(err).__name__}: {err}")
+        return 0
+    outputs = [(f.path, f.text, f.link) for f in files]
+    return 0 if write_outputs(os.fspath(dirs[0]), outputs, log) else 1

@@ -1,0 +1,266 @@
+"""What the service does, whatever carries the calls: read the machine (and notice when it
+changed), validate, plan, apply, replace the config, mount and format — through the same
+functions the ``pmemd`` commands call, one change at a time, in a worker thread.
+
+Everything the service knows is re-read from the machine (config, memory map, command
+line, devices, mounts): it keeps no state of its own, so it may exit when idle and start
+again when called. The D-Bus objects (:mod:`pmemd.service.objects`) are thin over this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+from pmemd.boot.reconcile import reconcile
+from pmemd.boot.report import plan_with_boot_document, render_reconcile_text
+from pmemd.boot.stamp import remove_stamp
+from pmemd.core.config import parse_config
+from pmemd.core.facts import MachineFacts
+from pmemd.core.model import Config, OnBoot
+from pmemd.core.plan import PlacedRegion, plan
+from pmemd.core.report import dump_json
+from pmemd.core.units import region_unit_names
+from pmemd.errors import (
+    ApplyAfterSetConfigFailed,
+    Busy,
+    ConfigError,
+    MachineError,
+    NoFilesystem,
+    NoSuchRegion,
+    PmemdError,
+)
+from pmemd.generator.cache import refresh_generator_cache
+from pmemd.machine.atomic import Transaction, remove_durably
+from pmemd.machine.facts import read_facts
+from pmemd.machine.root import TARGET, Machine
+from pmemd.machine.runner import Runner
+from pmemd.machine.systemctl import Systemd
+from pmemd.service.api import VALIDATE_SOURCE, WarningRow
+from pmemd.service.polkit import Caller
+from pmemd.service.status import Status, overall_state, read_status
+from pmemd.service.views import map_entries
+from pmemd.storage.makefs import make_region_filesystem
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FileStamp = tuple[int, int, int] | None
+
+
+def _stamp(paths: tuple[str, ...]) -> tuple[FileStamp, ...]:
+    """Cheap change detection for the files a status is read from (mtime, size, inode)."""
+    out: list[FileStamp] = []
+    for path in paths:
+        try:
+            st = os.stat(path)  # noqa: PTH116 (every call: no Path objects)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(out)
+
+
+class Operations:
+    """The service's work. ``on_change`` runs after every new reading of the machine (the
+    server publishes it)."""
+
+    def __init__(self, machine: Machine, config_path: Path | None, systemd: Systemd,
+                 on_change: Callable[[Status], None]) -> None:
+        self.machine = machine
+        self.config_path = config_path
+        self.systemd = systemd
+        self.on_change = on_change
+        self.status: Status | None = None
+        # Files whose change means the status must be read again (checked at every call).
+        self._watched = tuple(str(p) for p in (
+            self.config_file, machine.cmdline, machine.state_dir, machine.runtime_dir,
+            machine.sys_block, machine.mountinfo))
+        self._stamp: tuple[FileStamp, ...] = ()
+        self._plan_json: str | None = None  # GetPlan's answer for the current status
+        self._operation: str | None = None  # the change in progress, for Busy
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="pmemd-op")
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_path if self.config_path is not None else self.machine.config
+
+    # --- reading --------------------------------------------------------------------
+
+    def refresh(self) -> Status:
+        """Read the machine again, and publish it."""
+        self._stamp = _stamp(self._watched)
+        self.status = read_status(self.machine, self.config_path)
+        self._plan_json = None
+        self.on_change(self.status)
+        return self.status
+
+    def refresh_if_changed(self) -> None:
+        if _stamp(self._watched) != self._stamp:
+            self.refresh()
+
+    def current(self) -> Status:
+        return self.status if self.status is not None else self.refresh()
+
+    def reload(self) -> None:
+        """Read everything again, and write the generator's cache (the next boot's
+        generator replays it)."""
+        self.refresh()
+        refresh_generator_cache(self.machine)
+
+    def facts(self) -> MachineFacts:
+        status = self.current()
+        if status.facts is None:
+            raise MachineError(status.machine_error or "the machine could not be read")
+        return status.facts
+
+    def memory_map(self) -> list[list[list[object]]]:
+        memory = self.facts().memory
+        return [map_entries(memory.firmware), map_entries(memory.edited)]
+
+    def plan_json(self) -> str:
+        """The document ``pmemd plan --json`` prints (made once per reading)."""
+        status = self.current()
+        if status.plan is None:
+            if status.config is None:
+                raise ConfigError(status.problems)
+            raise MachineError(status.machine_error or "the machine could not be read")
+        if self._plan_json is None:
+            assert status.boot is not None
+            self._plan_json = dump_json(plan_with_boot_document(status.plan, status.boot))
+        return self._plan_json
+
+    def validate(self, yaml: str) -> list[WarningRow]:
+        """Like ``pmemd validate``: the text must parse and the plan must have no problem;
+        when the machine cannot be read, only the text is checked, and that is said."""
+        config = parse_config(yaml, VALIDATE_SOURCE).require()
+        status = self.current()
+        if status.facts is None:
+            return [WarningRow("machine-checks-skipped", "",
+                               f"the text is valid; machine checks skipped: "
+                               f"{status.machine_error}")]
+        result = plan(config, status.facts)
+        if result.problems:
+            raise ConfigError(result.problems)
+        return [WarningRow(w.code, w.region or "", w.message) for w in result.warnings]
+
+    # --- changing -------------------------------------------------------------------
+
+    async def exclusive(self, what: str, caller: Caller, work: Callable[[], T]) -> T:
+        """Run ``work`` in the worker thread; one change at a time, never queued silently."""
+        if self._operation is not None:
+            raise Busy(f"{self._operation} is in progress; try again when it finishes")
+        self._operation = f"{what} (requested by {caller.sender})"
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._worker, work)
+        finally:
+            self._operation = None
+            self.refresh()
+
+    def _replace_config(self, yaml: str, caller: Caller) -> None:
+        shown = str(self.config_file)
+        config = parse_config(yaml, shown).require()
+        result = plan(config, read_facts(self.machine))
+        if result.problems:
+            raise ConfigError(result.problems)
+        transaction = Transaction()
+        transaction.write(self.config_file, yaml, mode=0o644)
+        refresh_generator_cache(self.machine)  # before the reload that runs the generator
+        try:
+            self.systemd.daemon_reload()
+        except PmemdError:
+            transaction.rollback()
+            raise
+        log.info("%s: replaced for %s (%d regions)", shown, caller.sender, len(config.regions))
+
+    async def set_config(self, yaml: str, *, apply: bool, caller: Caller) -> str:
+        """Validate ``yaml`` like ``pmemd validate``, then replace the config atomically
+        (the old one kept as ``pmemd.yaml.pmemd-bak``) and let systemd re-run the
+        generator; on any failure the old file is back and nothing else changed."""
+        await self.exclusive("SetConfig", caller,
+                              functools.partial(self._replace_config, yaml, caller))
+        if apply:
+            try:
+                await self.apply(dry_run=False, caller=caller)
+            except PmemdError as err:
+                raise ApplyAfterSetConfigFailed(
+                    f"{self.config_file} was replaced, but applying it failed: {err}",
+                    err) from None
+        return overall_state(self.current()).value
+
+    def _reconcile(self, dry_run: bool) -> tuple[str, list[str]]:
+        outcome = reconcile(self.machine, Runner(dry_run=dry_run),
+                            config_path=self.config_path, dry_run=dry_run)
+        if not dry_run:
+            remove_stamp(self.machine)  # the boot-time reconcile checks everything again
+        return outcome.state.value, render_reconcile_text(outcome).splitlines()
+
+    async def apply(self, *, dry_run: bool, caller: Caller) -> tuple[str, list[str]]:
+        """``pmemd reconcile [--dry-run]``: the same function, the same report."""
+        work = functools.partial(self._reconcile, dry_run)
+        if dry_run:  # changes nothing: not exclusive, but still off the bus's thread
+            return await asyncio.get_running_loop().run_in_executor(None, work)
+        return await self.exclusive("Apply", caller, work)
+
+    def _region(self, name: str) -> tuple[Config, PlacedRegion]:
+        status = self.current()
+        placed = next((p for p in status.plan.regions if p.region.name == name), None) \
+            if status.plan is not None else None
+        if status.config is None or placed is None:
+            known = [r.name for r in status.config.regions] if status.config else []
+            raise NoSuchRegion(name, known, status.config_path)
+        return status.config, placed
+
+    async def mount(self, name: str, *, mount: bool, caller: Caller) -> None:
+        """Start or stop the region's mount unit (the generator wrote it from the config)."""
+        _config, placed = self._region(name)
+        if placed.region.filesystem is None:
+            raise NoFilesystem(name)
+        unit = region_unit_names(placed.region, placed.range, TARGET).mount
+        work = functools.partial(self.systemd.start if mount else self.systemd.stop, unit)
+        await self.exclusive("Mount" if mount else "Unmount", caller, work)
+
+    async def format(self, name: str, *, force: bool, caller: Caller) -> None:
+        """A fresh filesystem on the region's device, by the function the make-filesystem
+        unit runs (device proven by address, size and number; never in use), with the
+        region forced to ``on-boot: recreate``. Mounted: refused unless ``force``, which
+        stops the mount unit first and starts it again after."""
+        config, placed = self._region(name)
+        fs = placed.region.filesystem
+        if fs is None:
+            raise NoFilesystem(name)
+        status = self.current()
+        found = {d.region: d for d in status.plan.devices}.get(name) if status.plan else None
+        mounted = found is not None and found.mount is not None
+        if mounted and not force:
+            raise Busy(f"region {name!r} is mounted at {fs.mountpoint}; unmount it first, or "
+                       "format with force (it is unmounted and mounted again)")
+        recreate = replace(config, regions=tuple(
+            replace(r, filesystem=replace(fs, on_boot=OnBoot.RECREATE))
+            if r.name == name else r for r in config.regions))
+        unit = region_unit_names(placed.region, placed.range, TARGET).mount if mounted else None
+        await self.exclusive("Format", caller, functools.partial(
+            self._format, recreate, name, unit, caller))
+
+    def _format(self, config: Config, name: str, mount_unit: str | None,
+                caller: Caller) -> None:
+        if mount_unit is not None:
+            self.systemd.stop(mount_unit)
+        remove_durably(self.machine.filesystems_made / name)  # not "made this boot"
+        outcome = make_region_filesystem(self.machine, config, name, Runner())
+        log.info("%s (for %s)", outcome.message(), caller.sender)
+        for warning in outcome.warnings:
+            log.warning("%s", warning)
+        if mount_unit is not None:
+            self.systemd.start(mount_unit)
+
+    def close(self) -> None:
+        """Wait for the change in progress, then release the worker."""
+        self._worker.shutdown(wait=True)

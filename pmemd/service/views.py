@@ -1,0 +1,125 @@
+"""What the service's objects show: one reading of the machine (:class:`Status`) as the
+typed properties of ``io.pmemd1.Manager`` and of each ``io.pmemd1.Region``, with the
+field names of :mod:`pmemd.service.api` (tests hold the two together)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pmemd import __version__
+from pmemd.core.devices import DeviceState
+from pmemd.core.e820 import E820Entry
+from pmemd.core.facts import MachineFacts
+from pmemd.core.memmap import memmap_args
+from pmemd.errors import Problem
+from pmemd.machine.root import DEV_DIR
+from pmemd.service.api import MapEntry, ProblemRow, WarningRow
+from pmemd.service.status import Status, overall_state
+
+
+@dataclass(frozen=True)
+class ManagerView:
+    """``io.pmemd1.Manager``'s properties; field names are the D-Bus property names."""
+
+    Version: str
+    State: str
+    RebootRequired: bool
+    Bootloader: str
+    BootloaderReason: str
+    ConfigPath: str
+    CurrentMemmap: list[str]
+    DesiredMemmap: list[str]
+    Warnings: list[list[object]]  # WarningRow.wire()
+    Problems: list[list[object]]  # ProblemRow.wire()
+    ReadError: str
+
+
+@dataclass(frozen=True)
+class RegionView:
+    """``io.pmemd1.Region``'s properties."""
+
+    Name: str
+    Size: int
+    Offset: int
+    Memmap: str
+    Device: str
+    Mountpoint: str
+    FilesystemType: str
+    State: str
+    StateReason: str
+    Dax: bool
+
+
+def problem_row(problem: Problem) -> ProblemRow:
+    loc = problem.location
+    return ProblemRow(problem.message, problem.key, loc.path if loc else "",
+                      loc.line if loc else 0, loc.column if loc else 0)
+
+
+def manager_view(status: Status) -> ManagerView:
+    result, boot = status.plan, status.boot
+    warnings = [WarningRow(w.code, w.region or "", w.message)
+                for w in (result.warnings if result else ())]
+    if status.guard:
+        warnings.append(WarningRow("reboot-guard", "", status.guard))
+    backend = boot.detection.backend if boot is not None else None
+    return ManagerView(
+        Version=__version__,
+        State=overall_state(status).value,
+        RebootRequired=bool(result and result.reboot_required),
+        Bootloader=backend.kind.value if backend is not None else "",
+        BootloaderReason=boot.detection.reason if boot is not None else "",
+        ConfigPath=status.config_path,
+        CurrentMemmap=list(result.running_args) if result else running_memmap(status.facts),
+        DesiredMemmap=list(result.desired_args) if result else [],
+        Warnings=[w.wire() for w in warnings],
+        Problems=[problem_row(p).wire() for p in status.problems],
+        ReadError=status.machine_error or "",
+    )
+
+
+def running_memmap(facts: MachineFacts | None) -> list[str]:
+    """This boot's memmap= options, as the plan lists them (``running_args``)."""
+    return [a.text for a in memmap_args(facts.cmdline)] if facts is not None else []
+
+
+def region_views(status: Status) -> dict[str, RegionView]:
+    if status.plan is None:
+        return {}
+    found = {d.region: d for d in status.plan.devices}
+    views = {}
+    for placed in status.plan.regions:
+        region = placed.region
+        fs = region.filesystem
+        device = found.get(region.name)
+        dev = device.device if device is not None else None
+        ready = device is not None and device.state is DeviceState.READY
+        views[region.name] = RegionView(
+            Name=region.name,
+            Size=placed.range.size,
+            Offset=placed.range.start,
+            Memmap=placed.argument,
+            Device=f"{DEV_DIR}/{dev.name}" if dev is not None else "",
+            Mountpoint=fs.mountpoint if fs is not None else "",
+            FilesystemType=fs.type.value if fs is not None else "",
+            State=device.state.value if device is not None else DeviceState.UNKNOWN.value,
+            StateReason=device.reason if device is not None else "devices were not read",
+            Dax=bool(ready and dev is not None and dev.dax),
+        )
+    return views
+
+
+def changed_properties(old: object | None, new: object) -> dict[str, Any]:
+    """The properties (dataclass fields) whose values differ between two views."""
+    now: dict[str, Any] = asdict(new)  # type: ignore[call-overload]
+    if old is None:
+        return now
+    before: dict[str, Any] = asdict(old)  # type: ignore[call-overload]
+    return {name: value for name, value in now.items() if before.get(name) != value}
+
+
+def map_entries(entries: tuple[E820Entry, ...] | None) -> list[list[object]]:
+    """``GetMemoryMap``'s rows of one map (none when it is unknown)."""
+    return [MapEntry(e.range.start, e.range.size, e.kind.value, e.label).wire()
+            for e in entries or ()]

@@ -1,0 +1,3 @@
+"""pmemctl talks to the service on the D-Bus tests' private bus: the same fixtures."""
+
+from tests.service.conftest import bus, root, service, workdir  # noqa: F401

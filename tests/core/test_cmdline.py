@@ -1,0 +1,61 @@
+"""The kernel command line, split as lib/cmdline.c:next_arg does."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pmemd.core.cmdline import parse_cmdline, render_arg
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ro quiet", [("ro", None), ("quiet", None)]),
+    ("root=UUID=abc ro", [("root", "UUID=abc"), ("ro", None)]),
+    ("  memmap=4G!12G\tquiet\n", [("memmap", "4G!12G"), ("quiet", None)]),
+    ('dyndbg="file foo.c +p" ro', [("dyndbg", "file foo.c +p"), ("ro", None)]),
+    ('"memmap=4G!12G" ro', [("memmap", "4G!12G"), ("ro", None)]),
+    ('acpi_osi="!Windows 2012"', [("acpi_osi", "!Windows 2012")]),
+    ("empty= x", [("empty", ""), ("x", None)]),
+    ("a==b", [("a", "=b")]),
+    ("", []),
+])
+def test_split_like_the_kernel(text: str, expected: list[tuple[str, str | None]]) -> None:
+    assert [(a.key, a.value) for a in parse_cmdline(text).args] == expected
+
+
+def test_arguments_after_double_dash_go_to_init() -> None:
+    cmdline = parse_cmdline("ro memmap=1G!4G -- single memmap=2G!8G")
+    assert cmdline.values("memmap") == ("1G!4G",)
+    assert not cmdline.has_flag("single")
+    assert [a.after_dashdash for a in cmdline.args] == [False, False, False, True, True]
+
+
+def test_raw_text_is_kept() -> None:
+    (arg,) = parse_cmdline('"memmap=4G!12G"').args
+    assert arg.text == '"memmap=4G!12G"'
+
+
+@pytest.mark.parametrize(("key", "value", "text"), [
+    ("memmap", "4G!12G", "memmap=4G!12G"),
+    ("nokaslr", None, "nokaslr"),
+    ("x", "a b", 'x="a b"'),
+])
+def test_render_arg(key: str, value: str | None, text: str) -> None:
+    assert render_arg(key, value) == text
+
+
+def test_render_refuses_what_cannot_be_quoted() -> None:
+    with pytest.raises(ValueError, match="cannot quote"):
+        render_arg("x", 'a "b" c')
+
+
+words = st.text(alphabet=st.characters(exclude_characters=' \t\n\v\f\r"',
+                                       exclude_categories=["Cs"]), min_size=1)
+
+
+@given(st.lists(st.tuples(words.filter(lambda w: "=" not in w), st.none() | words), max_size=8))
+def test_rendered_arguments_split_back(pairs: list[tuple[str, str | None]]) -> None:
+    text = " ".join(render_arg(k, v) for k, v in pairs)
+    parsed = [(a.key, a.value) for a in parse_cmdline(text).args]
+    assert parsed == pairs
