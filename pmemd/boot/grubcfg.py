@@ -57,6 +57,24 @@ def _variable(text: str, pos: int) -> tuple[str, int]:
     return text[pos:end], end
 
 
+def _double_quoted(line: str, pos: int, variables: Mapping[str, str],
+                   current: list[str]) -> int:
+    """A double-quoted string's text (after the opening quote, at ``pos``) appended to
+    ``current``: backslash escapes ``"``, ``\\``, ``$`` and newline; ``$variables`` are
+    expanded. Returns the position after the closing quote."""
+    while pos < len(line) and line[pos] != '"':
+        if line[pos] == "\\" and pos + 1 < len(line) and line[pos + 1] in '"\\$\n':
+            current.append(line[pos + 1])
+            pos += 2
+        elif line[pos] == "$":
+            name, pos = _variable(line, pos + 1)
+            current.append(variables.get(name, ""))
+        else:
+            current.append(line[pos])
+            pos += 1
+    return pos + 1
+
+
 def split_words(line: str, variables: Mapping[str, str]) -> list[str]:
     """One line of GRUB script as its command sees it: quotes removed, backslash escapes
     applied, ``$variables`` expanded (unset ones are empty, as in GRUB)."""
@@ -87,19 +105,8 @@ def split_words(line: str, variables: Mapping[str, str]) -> list[str]:
             has_word = True
             pos = close + 1
         elif char == '"':
-            pos += 1
             has_word = True
-            while pos < len(line) and line[pos] != '"':
-                if line[pos] == "\\" and pos + 1 < len(line) and line[pos + 1] in '"\\$\n':
-                    current.append(line[pos + 1])
-                    pos += 2
-                elif line[pos] == "$":
-                    name, pos = _variable(line, pos + 1)
-                    current.append(variables.get(name, ""))
-                else:
-                    current.append(line[pos])
-                    pos += 1
-            pos += 1
+            pos = _double_quoted(line, pos + 1, variables, current)
         elif char == "$":
             name, pos = _variable(line, pos + 1)
             value = variables.get(name, "")

@@ -1,4 +1,5 @@
-"""The kernel command line, split as lib/cmdline.c:next_arg does."""
+"""The kernel command line, split as lib/cmdline.c:next_arg does — by the one splitter that
+both reading (parse_cmdline) and editing a bootloader's text (edit_args_text) use."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pmemd.core.cmdline import parse_cmdline, render_arg
+from pmemd.core.cmdline import (
+    CmdlineEdit,
+    arg_spans,
+    args_of,
+    edit_args_text,
+    key_value,
+    parse_cmdline,
+    render_arg,
+)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -59,3 +68,45 @@ def test_rendered_arguments_split_back(pairs: list[tuple[str, str | None]]) -> N
     text = " ".join(render_arg(k, v) for k, v in pairs)
     parsed = [(a.key, a.value) for a in parse_cmdline(text).args]
     assert parsed == pairs
+
+
+# One table for the splitter: where each argument is, what the kernel sees of it, and
+# whether it ends the kernel's part ("--"), for reading and for editing alike.
+SPLITS = [
+    ("ro quiet", ["ro", "quiet"]),
+    ('dyndbg="file foo.c +p" ro', ['dyndbg="file foo.c +p"', "ro"]),
+    ('"memmap=4G!12G"  x', ['"memmap=4G!12G"', "x"]),
+    ('a"b c"d e', ['a"b c"d', "e"]),  # a quote inside a word still protects the space
+    ('"unterminated rest', ['"unterminated rest']),
+    ("\tmemmap=1G!4G\n-- init", ["memmap=1G!4G", "--", "init"]),
+    ('ro "--" x', ["ro", '"--"', "x"]),
+]
+
+
+@pytest.mark.parametrize(("text", "args"), SPLITS)
+def test_one_splitter_for_reading_and_editing(text: str, args: list[str]) -> None:
+    assert [text[s:e] for s, e in arg_spans(text)] == args
+    assert [a.text for a in parse_cmdline(text).args] == args
+
+
+@pytest.mark.parametrize(("raw", "seen"), [
+    ("ro", ("ro", None)),
+    ("memmap=4G!12G", ("memmap", "4G!12G")),
+    ('"memmap=4G!12G"', ("memmap", "4G!12G")),
+    ('x="a b"', ("x", "a b")),
+    ("empty=", ("empty", "")),
+    ('"--"', ("--", None)),
+])
+def test_what_the_kernel_sees_of_an_argument(raw: str, seen: tuple[str, str | None]) -> None:
+    assert key_value(raw) == seen
+
+
+@pytest.mark.parametrize("text", ["ro -- single", 'ro "--" single'])
+def test_the_end_of_the_kernels_arguments_is_the_same_for_reading_and_editing(
+        text: str) -> None:
+    """The kernel unquotes before it compares with "--" (kernel/params.c): both spellings
+    end its part, for the reader and for the editor."""
+    assert [a.text for a in parse_cmdline(text).args if not a.after_dashdash][-1] != "single"
+    assert args_of(text) == ("ro",)
+    edited = edit_args_text(text, CmdlineEdit(add=("nokaslr",)))
+    assert edited.startswith("ro nokaslr ") and edited.endswith("single")

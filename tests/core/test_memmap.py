@@ -23,6 +23,7 @@ from pmemd.core.memmap import (
     parse_memmap_item,
     parse_memmap_value,
     render_memmap_arg,
+    reserved_ranges,
 )
 from pmemd.core.ranges import MemRange, subtract
 from tests.conftest import FIXTURES
@@ -224,3 +225,19 @@ def test_dmesg_without_e820_lines() -> None:
 ])
 def test_subtract(ranges: list[MemRange], taken: list[MemRange], left: list[MemRange]) -> None:
     assert list(subtract(ranges, taken)) == left
+
+
+# "Is this region's option on this command line": one answer, for the plan and for finding
+# a region's device (they disagreed: one counted any clean item with a range).
+@pytest.mark.parametrize(("cmdline", "reserved"), [
+    ("ro memmap=4G!12G", {MemRange.sized(12 * G, 4 * G)}),
+    ("memmap=0x100000000!0x300000000", {MemRange.sized(12 * G, 4 * G)}),  # another spelling
+    ('"memmap=4G!12G"', {MemRange.sized(12 * G, 4 * G)}),  # quoted: the kernel unquotes it
+    ("memmap=1G!4G,2G!8G", {MemRange.sized(4 * G, G), MemRange.sized(8 * G, 2 * G)}),
+    ("memmap=4G@12G memmap=4G$12G memmap=4G#12G", set()),  # RAM, reserved, ACPI: not pmem
+    ("memmap=4G\\!12G", set()),  # misread by the kernel (a stray backslash): nothing
+    ("memmap=4G!12Gx", set()),  # junk after it: the kernel reserved it, but not as written
+    ("ro -- memmap=4G!12G", set()),  # init's argument, not the kernel's
+])
+def test_the_ranges_a_command_line_reserves(cmdline: str, reserved: set[MemRange]) -> None:
+    assert reserved_ranges(parse_cmdline(cmdline)) == reserved
