@@ -48,7 +48,7 @@ class BootTransaction(Transaction):
 
 
 def remove_stale_temporaries(path: Path) -> None:
-    """Temp files a killed writer left beside ``path`` (``.NAME.*.tmp``, see pmemd.atomic).
+    """Temp files a killed writer left beside ``path`` (``.NAME.*.tmp``, see pmemd.machine.atomic).
     They never shadow the real file (no tool reads dot files), but they should not pile up."""
     with contextlib.suppress(OSError):
         for stale in path.parent.glob(f".{path.name}.*.tmp"):

@@ -18,7 +18,6 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 # What grub-mkconfig's 00_header exports before any entry (feature_menuentry_id is set
 # by every GRUB since 2.00).
 GRUB_BUILTINS = {"menuentry_id_option": "--id"}
-ENV_HEADER = "# GRUB Environment Block\n"
 
 
 @dataclass(frozen=True)

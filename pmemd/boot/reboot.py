@@ -93,11 +93,6 @@ def mark_degraded(machine: Machine, reason: str | None) -> None:
         write_atomic(machine.runtime_degraded, reason + "\n")
 
 
-def markers_present(machine: Machine) -> tuple[str, ...]:
-    paths = (machine.runtime_reboot_required, machine.runtime_degraded)
-    return tuple(str(p) for p in paths if p.exists())
-
-
 def request_reboot() -> None:
     """Ask systemd (PID 1, over the system bus) to reboot, as ``systemctl reboot`` does."""
     try:

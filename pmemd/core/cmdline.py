@@ -109,17 +109,6 @@ def carries(cmdline: Cmdline, arg: str) -> bool:
 # --- writing ------------------------------------------------------------------------------
 
 
-def render_arg(key: str, value: str | None) -> str:
-    """``key`` or ``key=value``, quoting the value only when it holds white space."""
-    if value is None:
-        return key
-    if any(char in _SPACE for char in value):
-        if '"' in value:
-            raise ValueError(f"cannot quote a value holding both spaces and quotes: {value!r}")
-        return f'{key}="{value}"'
-    return f"{key}={value}"
-
-
 def render_cmdline(args: Iterable[str]) -> str:
     return " ".join(args)
 

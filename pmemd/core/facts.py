@@ -21,6 +21,5 @@ class MachineFacts:
     memory: MemoryMap
     cmdline: Cmdline
     kernel: KernelInfo
-    mem_total: int | None  # MemTotal from meminfo, for messages
     devices: DeviceFacts | None = None  # None: not read (device checks skipped)
     history: BootHistory | None = None  # None: not read (what make-filesystem did unknown)

@@ -130,7 +130,3 @@ def format_bytes(value: int) -> str:
             text = f"{amount:.1f}".removesuffix(".0")
             return f"{text} {name}"
     return f"{value} B"
-
-
-def format_address(value: int) -> str:
-    return f"0x{value:x}"

@@ -67,16 +67,6 @@ def read_kernel_info(machine: Machine) -> KernelInfo:
     return KernelInfo(running, next_release, reason, config, str(config_path))
 
 
-def read_mem_total(machine: Machine) -> int | None:
-    text = machine.read_text(machine.meminfo)
-    for line in (text or "").splitlines():
-        if line.startswith("MemTotal:"):
-            fields = line.split()
-            if len(fields) >= 2 and fields[1].isdigit():
-                return int(fields[1]) * 1024
-    return None
-
-
 def read_mounts(machine: Machine) -> tuple[MountEntry, ...]:
     text = machine.read_text(machine.mountinfo)
     if text is None:
@@ -89,7 +79,7 @@ def read_mounts(machine: Machine) -> tuple[MountEntry, ...]:
 
 def read_device_facts(machine: Machine) -> DeviceFacts:
     """pmem devices from sysfs and the mounts (none when the tree has no mountinfo)."""
-    from pmemd.machine.sysfs import read_devices
+    from pmemd.machine.sysfs import read_devices  # only the readers of devices pay for it
 
     mounts = read_mounts(machine) if machine.mountinfo.exists() else ()
     return read_devices(machine, mounts)
@@ -99,13 +89,12 @@ def read_facts(machine: Machine, *, devices: bool = False) -> MachineFacts:
     """``devices``: also read pmem devices, mounts and the boot history, so the plan can say
     whether each region's device is there and mounted with DAX, and what make-filesystem
     did on this boot."""
-    from pmemd.machine.history import read_history
+    from pmemd.machine.history import read_history  # likewise
 
     return MachineFacts(
         memory=read_memory_map(machine),
         cmdline=read_cmdline(machine),
         kernel=read_kernel_info(machine),
-        mem_total=read_mem_total(machine),
         devices=read_device_facts(machine) if devices else None,
         history=read_history(machine) if devices else None,
     )

@@ -25,7 +25,6 @@ RUNTIME_DIR = "/run/pmemd"
 DEV_DIR = "/dev"
 BOOT_DIR = "/boot"
 PMEM_LINK_DIR = "/dev/disk/by-pmem-address"
-SYSTEMD_SYSTEM_DIR = "/usr/lib/systemd/system"
 PMEMD_BIN = "/usr/bin/pmemd"  # what generated units run
 KMSG_PATH = "/dev/kmsg"  # where a generator logs (it runs before the journal)
 # The output directories systemd passes to generators (normal, early, late).
@@ -51,14 +50,11 @@ class Machine:
     root: Path = Path("/")
 
     def path(self, absolute: str) -> Path:
-        """``absolute`` (e.g. ``/etc/pmemd.yaml``) under this machine's root."""
+        """``absolute`` (e.g. ``/etc/pmemd.yaml``) under this machine's root; as text, it is
+        how messages name the file (the absolute path itself on the real root)."""
         if not absolute.startswith("/"):
             raise ValueError(f"not an absolute path: {absolute!r}")
         return self.root / absolute.lstrip("/")
-
-    def display(self, absolute: str) -> str:
-        """How to name a path in messages: as-is on the real root, else the rooted path."""
-        return absolute if self.root == Path("/") else str(self.path(absolute))
 
     # --- what pmemd reads -------------------------------------------------------------
 
@@ -77,10 +73,6 @@ class Machine:
     @property
     def cmdline(self) -> Path:
         return self.path("/proc/cmdline")
-
-    @property
-    def meminfo(self) -> Path:
-        return self.path("/proc/meminfo")
 
     @property
     def osrelease(self) -> Path:
@@ -184,10 +176,6 @@ class Machine:
         return self.path("/etc/default/grub")
 
     @property
-    def etc_default_grub_d(self) -> Path:
-        return self.path("/etc/default/grub.d")
-
-    @property
     def loader_entries(self) -> Path:
         return self.path("/boot/loader/entries")
 
@@ -230,10 +218,6 @@ class Machine:
     @property
     def usr_lib_kernel_cmdline(self) -> Path:
         return self.path("/usr/lib/kernel/cmdline")
-
-    @property
-    def kernel_install_conf(self) -> Path:
-        return self.path("/etc/kernel/install.conf")
 
     @property
     def boot_roots(self) -> tuple[tuple[str, Path], ...]:

@@ -45,22 +45,6 @@ def escape_path_label(label: str) -> str:
     return "".join(out)
 
 
-def unescape_path_label(element: str) -> str:
-    """The label an escaped path element stands for (the inverse of the above)."""
-    if element == "_":
-        return ""
-    raw = bytearray()
-    index = 0
-    while index < len(element):
-        if element[index] == "_":
-            raw.append(int(element[index + 1:index + 3], 16))
-            index += 3
-        else:
-            raw.extend(element[index].encode("ascii"))
-            index += 1
-    return raw.decode("utf-8")
-
-
 def region_path(name: str) -> str:
     return f"{REGION_PATH}/{escape_path_label(name)}"
 

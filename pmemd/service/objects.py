@@ -13,7 +13,8 @@ import contextvars
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from dbus_next.constants import MessageFlag, PropertyAccess
 from dbus_next.errors import DBusError
@@ -27,7 +28,8 @@ from pmemd.service.faults import error_name
 from pmemd.service.polkit import Action, Caller
 
 if TYPE_CHECKING:
-    from pmemd.service.server import Server
+    from pmemd.service.operations import Operations
+    from pmemd.service.polkit import Authority
     from pmemd.service.views import ManagerView, RegionView
 
 log = logging.getLogger(__name__)
@@ -108,12 +110,23 @@ manager_property = dbus_getter(api.MANAGER_PROPERTIES)
 region_property = dbus_getter(api.REGION_PROPERTIES)
 
 
+class Host(Protocol):
+    """What the objects need of the server that exports them."""
+
+    ops: Operations
+    authority: Authority
+    manager_view: ManagerView | None
+    region_views: dict[str, RegionView]
+
+    def in_call(self) -> AbstractContextManager[None]: ...
+
+
 class _Interface(ServiceInterface):
-    server: Server
+    server: Host
 
 
 class ManagerInterface(_Interface):
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Host) -> None:
         super().__init__(api.MANAGER_INTERFACE)
         self.server = server
 
@@ -206,7 +219,7 @@ class ManagerInterface(_Interface):
 
 
 class RegionInterface(_Interface):
-    def __init__(self, server: Server, view: RegionView) -> None:
+    def __init__(self, server: Host, view: RegionView) -> None:
         super().__init__(api.REGION_INTERFACE)  # sets .name: the interface's name
         self.server = server
         self.region = view.Name

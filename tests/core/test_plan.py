@@ -279,5 +279,4 @@ def test_every_example_machine_reads(tree: str) -> None:
     assert read.memory.usable_total > 0
     assert read.memory.edited is not None
     assert read.kernel.next_config is not None
-    assert read.mem_total is not None
     assert all(c.action is ChangeAction.KEEP for c in plan(config("version: 1\n"), read).changes)

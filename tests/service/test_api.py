@@ -5,14 +5,17 @@ region object paths are escaped as sd-bus escapes them."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import fields
 
 import pytest
 from dbus_next.service import ServiceInterface
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from pmemd.service import api
-from pmemd.service.api import escape_path_label, region_path, unescape_path_label
+from pmemd.service.api import escape_path_label, region_path
 from pmemd.service.objects import ManagerInterface, RegionInterface
 from pmemd.service.views import ManagerView, RegionView
 from tests.conftest import REPO
@@ -32,7 +35,16 @@ INTERFACES = REPO / "etc/dbus-1/interfaces"
 ])
 def test_path_elements_are_escaped_like_sd_bus(label: str, element: str) -> None:
     assert escape_path_label(label) == element
-    assert unescape_path_label(element) == label
+
+
+@given(st.text(max_size=12), st.text(max_size=12))
+def test_distinct_names_get_distinct_paths(first: str, second: str) -> None:
+    """The escaping is reversible ('_' itself is escaped): two regions never share a path,
+    and every element is a valid object-path element."""
+    assume(first != second)
+    assert escape_path_label(first) != escape_path_label(second)
+    for element in (escape_path_label(first), escape_path_label(second)):
+        assert re.fullmatch(r"[A-Za-z0-9_]+", element)
 
 
 def test_region_path() -> None:

@@ -22,7 +22,7 @@ MANAGER = "/io/pmemd1"
 DATA = "/io/pmemd1/region/data"
 REGION_SIZE = 512 << 20
 # ext4: mkfs.xfs 6.1 refuses pmemd's xfs options (-d su=2m) on 512 MiB ("Log size must be
-# at least 64MB"), a limit of pmemd.filesystem's mkfs_argv reported apart.
+# at least 64MB"), a limit of pmemd.core.makefs's mkfs_argv reported apart.
 EXT4_CONFIG = CONFIG.replace("type: xfs", "type: ext4")
 PMEM0 = "sys/devices/platform/e820_pmem/ndbus0/region0/namespace0.0/block/pmem0"
 

@@ -85,9 +85,6 @@ class Backend(ABC):
     def inputs(self) -> tuple[Path, ...]:
         """Every file (or directory) whose change can change what this backend decides."""
 
-    def show(self, absolute: str) -> str:
-        return self.machine.display(absolute)
-
 
 @dataclass(frozen=True)
 class Probe:
