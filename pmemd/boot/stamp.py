@@ -10,8 +10,11 @@ from pathlib import Path
 
 from pmemd.core.ranges import MemRange
 from pmemd.fastpath.converged import render_stamp, stamp_key
+from pmemd.fastpath.fingerprint import remember_code
 from pmemd.machine.atomic import remove_durably, write_atomic
 from pmemd.machine.root import Machine
+
+remember_code()  # the code this process runs is the code the stamps it writes are for
 
 
 def write_stamp(machine: Machine, root_arg: str, config_arg: str | None, *,

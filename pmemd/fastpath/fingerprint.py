@@ -87,10 +87,18 @@ def code_files(extra: Sequence[str] = ()) -> list[str]:
     return found
 
 
-# The code as this process loaded it. A fingerprint records these identities, not the
-# files' at writing time, so that code replaced since (an upgrade under a running service)
-# is a miss at the next boot rather than output of the old code under the new code's key.
-CODE_AT_IMPORT = {path: identity(path) for path in code_files()}
+# The code as this process loaded it, once remember_code() ran. A writer records these
+# identities, not the files' at writing time, so that code replaced since (an upgrade under
+# a running service) is a miss at the next boot rather than the old code's output under
+# the new code's key. A reader at boot needs no walk: it checks the files the key lists.
+CODE_AT_IMPORT: dict[str, str] = {}
+
+
+def remember_code() -> None:
+    """Record the identity of every module of pmemd as it is now. Each writer of
+    fingerprints calls this when it is imported (with the code it will run)."""
+    if not CODE_AT_IMPORT:
+        CODE_AT_IMPORT.update((path, identity(path)) for path in code_files())
 
 
 def code_identity(path: str) -> str:

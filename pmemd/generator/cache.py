@@ -13,11 +13,14 @@ import os
 import sys
 from enum import StrEnum
 
+from pmemd.fastpath.fingerprint import remember_code
 from pmemd.fastpath.generator_cache import cache_key, render_cache
 from pmemd.fastpath.generator_runtime import Log
 from pmemd.generator.generate import generate_from, read_generator_config
 from pmemd.machine.atomic import remove_durably, write_atomic
 from pmemd.machine.root import Machine
+
+remember_code()  # the code this process runs is the code the caches it writes are for
 
 
 class CacheResult(StrEnum):

@@ -81,6 +81,7 @@ def test_code_is_fingerprinted_as_this_process_loaded_it(tmp_path: Path) -> None
     script = (
         "import os, sys\n"
         "from pmemd.fastpath import fingerprint as f\n"
+        "f.remember_code()\n"
         f"path = {str(module)!r}\n"
         "loaded = f.code_identity(path)\n"
         "os.utime(path, ns=(1, 1))\n"

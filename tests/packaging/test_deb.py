@@ -102,7 +102,7 @@ def test_package_version_is_the_python_version(built_deb: BuiltDeb) -> None:
 def test_package_depends_on_debian_python_modules_and_mkfs(built_deb: BuiltDeb) -> None:
     depends = set(package_names(built_deb.field("Depends")))
     assert {"python3-yaml", "python3-dbus-next", "python3-pystemd", "e2fsprogs",
-            "xfsprogs", "python3"} <= depends
+            "xfsprogs", "python3", "libsystemd0"} <= depends  # pmemctl: sd-bus
     assert {"ndctl", "polkitd"} <= set(package_names(built_deb.field("Recommends")))
 
 
@@ -160,6 +160,8 @@ def test_man_page_is_found_by_man(installed_root: Root, source: Path) -> None:
 
 def test_pmemd_and_pmemctl_run_in_the_root(installed_root: Root) -> None:
     assert installed_root.run("pmemd", "--version").stdout.strip() == f"pmemd {__version__}"
+    assert installed_root.run("pmemctl", "--version").stdout.strip() == \
+        f"pmemctl {__version__}"
     for program in ("/usr/bin/pmemd", "/usr/bin/pmemctl"):
         first = installed_root.file(program).read_text().splitlines()[0]
         assert first == "#!/usr/bin/python3", (program, first)
