@@ -51,3 +51,25 @@ def install_host_systemd(root: Path) -> Path:
         if not (root / "lib").exists():
             (root / "lib").symlink_to("usr/lib")
     return target / "system"
+
+
+# --- what each part of the suite costs -----------------------------------------------------
+
+# Seconds spent in each directory of tests/ (setup, call and teardown: fixtures that build
+# an image or a Debian root are part of what their tests cost), summed over its tests.
+_SPENT: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    parts = report.nodeid.split("/")
+    part = parts[1] if len(parts) > 2 and parts[0] == "tests" else parts[0].split("::")[0]
+    _SPENT[part] = _SPENT.get(part, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _SPENT:
+        return
+    terminalreporter.section("time per part of the suite (setup + call + teardown)")
+    for part, seconds in sorted(_SPENT.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  tests/{part}")
+    terminalreporter.write_line(f"{sum(_SPENT.values()):8.1f} s  in all")
