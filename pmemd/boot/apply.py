@@ -98,16 +98,27 @@ def apply_boot_write(backend: Backend, write: BootWrite, edit: CmdlineEdit, runn
         after = backend.read_next_boot()
         verify_next_boot(after, edit, (*keep, *write.keep))
     except (CommandError, MachineError, BootConfigError, OSError) as err:
-        try:
-            transaction.rollback()
-        except RollbackError as rollback:
-            raise RollbackError(f"{_describe(err)}\nand then {rollback}") from err
+        _undo(transaction, err)
         raise BootConfigError(f"{_describe(err)}\npmemd put the previous bootloader files "
                               "back; nothing changed") from err
+    except BaseException as err:
+        # Interrupted (SIGTERM from systemctl stop or a shutdown, Ctrl-C) or an error no
+        # one expected: the files go back all the same, then it goes on.
+        _undo(transaction, err)
+        raise
     return after
 
 
-def _describe(err: Exception) -> str:
+def _undo(transaction: BootTransaction, err: BaseException) -> None:
+    try:
+        transaction.rollback()
+    except RollbackError as rollback:
+        raise RollbackError(f"{_describe(err)}\nand then {rollback}") from err
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, (SystemExit, KeyboardInterrupt)):
+        return "interrupted (SIGTERM or Ctrl-C)"
     if isinstance(err, OSError):
         return f"{err.filename or 'writing'}: {err.strerror}"
     return str(err)

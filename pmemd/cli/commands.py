@@ -6,9 +6,11 @@ exit statuses. Each command imports only what it uses: ``reconcile`` runs at eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from pmemd.cli.exits import PLAN_EXITS, Exit
@@ -25,6 +27,9 @@ from pmemd.machine.root import CONFIG_PATH, Machine
 log = logging.getLogger("pmemd")
 
 WARNING = 4  # syslog priority
+# How long a change waits for another one (another reconcile, the service's Apply, a
+# make-filesystem at boot) before it gives up: longer than any bootloader tool takes.
+LOCK_WAIT = 300.0
 
 
 def machine_of(args: argparse.Namespace) -> Machine:
@@ -37,6 +42,16 @@ def config_path_of(args: argparse.Namespace) -> Path | None:
 
 def _config(args: argparse.Namespace) -> ParsedConfig:
     return read_config(machine_of(args), config_path_of(args))
+
+
+def _locked(machine: Machine, what: str) -> AbstractContextManager[None]:
+    """pmemd's change lock for ``what``; saying once on stderr whom it waits for."""
+    from pmemd.machine.lock import change_lock
+
+    def waiting(holder: str) -> None:
+        print(f"{what}: waiting for pmemd's lock ({holder})", file=sys.stderr, flush=True)
+
+    return change_lock(machine, what, wait=LOCK_WAIT, waiting=waiting)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -150,21 +165,23 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     # First, whatever happens next (an invalid config, a failing bootloader, a reboot): the
     # next boot's on-boot: keep needs to know which ranges were pmem on this one.
     recorded = args.dry_run or _record_boot(machine)
-    outcome = reconcile(machine, Runner(dry_run=args.dry_run),
-                        config_path=config_path_of(args), dry_run=args.dry_run,
-                        # before writing: with boot.reboot auto, reconcile may end in a reboot
-                        when_valid=None if args.dry_run else lambda: refresh_cache(machine))
-    text = (dump_json(reconcile_document(outcome)) if args.json
-            else render_reconcile_text(outcome))
-    sys.stdout.write(text)
-    warnings = "".join(f"warning: {w.message}\n" for w in outcome.plan.warnings)
-    sys.stderr.write(warnings)
-    if not args.dry_run:
-        if outcome.stampable and not args.json and recorded:
+    # The stamp is written under the lock too: it must record the inputs as this run left
+    # them, not as the next change already has.
+    with contextlib.nullcontext() if args.dry_run else _locked(machine, "pmemd reconcile"):
+        outcome = reconcile(machine, Runner(dry_run=args.dry_run),
+                            config_path=config_path_of(args), dry_run=args.dry_run,
+                            # before writing: with boot.reboot auto, it may end in a reboot
+                            when_valid=None if args.dry_run else lambda: refresh_cache(machine))
+        text = (dump_json(reconcile_document(outcome)) if args.json
+                else render_reconcile_text(outcome))
+        sys.stdout.write(text)
+        warnings = "".join(f"warning: {w.message}\n" for w in outcome.plan.warnings)
+        sys.stderr.write(warnings)
+        if not args.dry_run and outcome.stampable and not args.json and recorded:
             write_stamp(machine, args.root, args.config, inputs=outcome.inputs,
                         regions=[r.range for r in outcome.plan.regions], output=text,
                         errors=warnings)
-        else:
+        elif not args.dry_run:
             remove_stamp(machine)
     return RECONCILE_EXITS[outcome.state]
 
@@ -188,8 +205,10 @@ def _remove_all(args: argparse.Namespace, machine: Machine) -> int:
     from pmemd.boot.stamp import remove_stamp
     from pmemd.machine.runner import Runner
 
-    removal = remove_all(machine, Runner(dry_run=args.dry_run),
-                         config_path=config_path_of(args), dry_run=args.dry_run)
+    with contextlib.nullcontext() if args.dry_run else _locked(
+            machine, "pmemd reconcile --remove-all"):
+        removal = remove_all(machine, Runner(dry_run=args.dry_run),
+                             config_path=config_path_of(args), dry_run=args.dry_run)
     sys.stdout.write(dump_json(removal_document(removal)) if args.json
                      else render_removal_text(removal))
     if removal.dry_run:
@@ -252,8 +271,11 @@ def cmd_make_filesystem(args: argparse.Namespace) -> int:
     parsed = _config(args)
     parsed.region(args.region)  # the region's own problems, or that it is not there
     assert parsed.usable is not None
-    outcome = make_region_filesystem(machine_of(args), parsed.usable, args.region,
-                                     Runner(dry_run=args.dry_run))
+    machine = machine_of(args)
+    with contextlib.nullcontext() if args.dry_run else _locked(
+            machine, f"pmemd make-filesystem {args.region}"):
+        outcome = make_region_filesystem(machine, parsed.usable, args.region,
+                                         Runner(dry_run=args.dry_run))
     if outcome.argv:
         print(("would run: " if args.dry_run else "ran: ") + " ".join(outcome.argv))
     if outcome.decision.alarming:  # the content the user kept is gone: a warning

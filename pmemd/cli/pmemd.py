@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -139,7 +140,15 @@ def _unit_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     verify.set_defaults(func=cmd_verify_dax)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (``systemctl stop``, a shutdown) as an exception, so that a change under
+    way puts its files back before pmemd exits; a second one waits for that."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

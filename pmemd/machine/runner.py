@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 from pmemd.errors import CommandError
 
 log = logging.getLogger(__name__)
+
+KILL_GRACE = 5.0  # seconds to reap a killed command and read what it left in its pipes
 
 
 @dataclass(frozen=True)
@@ -56,21 +60,45 @@ class Runner:
 
     def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
             timeout: float | None = 600, mutating: bool = True) -> Result:
-        """Run ``argv``; ``mutating=False`` commands (queries) run even in dry-run mode."""
+        """Run ``argv``; ``mutating=False`` commands (queries) run even in dry-run mode.
+
+        The command runs in a process group of its own, and whatever ends the wait — its
+        timeout, or this process being interrupted — kills the whole group before anything
+        else happens: a tool's children (``grub-mkconfig`` under ``update-grub``) must not
+        move files into place after pmemd has put the old ones back."""
         args = self._record(argv)
         if self.dry_run and mutating:
             return Result(args, 0, "", "")
+        with _started(args):
+            process = subprocess.Popen(
+                args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self._env(),
+                start_new_session=True)
         try:
-            with _started(args):
-                done = subprocess.run(args, input=input, capture_output=True, text=True,
-                                      env=self._env(), timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as err:
-            output = (err.stdout or "") if isinstance(err.stdout, str) else ""
+            stdout, stderr = process.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            output = _kill_group(process)
             raise CommandError(args, -1, output, f"timed out after {timeout} s") from None
-        result = Result(args, done.returncode, done.stdout, done.stderr)
-        if check and done.returncode != 0:
-            raise CommandError(args, done.returncode, result.output)
+        except BaseException:
+            _kill_group(process)
+            raise
+        result = Result(args, process.returncode, stdout, stderr)
+        if check and process.returncode != 0:
+            raise CommandError(args, process.returncode, result.output)
         return result
+
+
+def _kill_group(process: subprocess.Popen[str]) -> str:
+    """SIGKILL the command's whole process group, reap it, and say what it had printed."""
+    with contextlib.suppress(ProcessLookupError):  # the group is gone already
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        stdout, stderr = process.communicate(timeout=KILL_GRACE)
+    except subprocess.TimeoutExpired:  # a descendant escaped the group and holds a pipe
+        process.kill()
+        process.wait()
+        return ""
+    return ((stdout or "") + (stderr or "")).strip()
 
 
 @contextmanager

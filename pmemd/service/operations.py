@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -40,6 +41,7 @@ from pmemd.errors import (
 from pmemd.generator.cache import refresh_generator_cache
 from pmemd.machine.atomic import Transaction, remove_durably
 from pmemd.machine.facts import read_facts
+from pmemd.machine.lock import change_lock
 from pmemd.machine.root import TARGET, Machine
 from pmemd.machine.runner import Runner
 from pmemd.machine.systemctl import Systemd
@@ -164,9 +166,20 @@ class Operations:
             self._operation = None
             self.refresh()
 
+    def _locked(self, what: str, caller: Caller) -> AbstractContextManager[None]:
+        """pmemd's change lock (shared with ``pmemd reconcile``, make-filesystem …); held
+        elsewhere, the caller gets Busy naming the holder at once, rather than a call that
+        hangs."""
+        return change_lock(self.machine, f"{what} (requested by {caller.sender})", wait=0)
+
     def _replace_config(self, yaml: str, caller: Caller) -> None:
         shown = str(self.config_file)
         config = parse_config(yaml, shown).require()
+        with self._locked("SetConfig", caller):
+            self._write_config(yaml, config, caller)
+
+    def _write_config(self, yaml: str, config: Config, caller: Caller) -> None:
+        shown = str(self.config_file)
         result = plan(config, read_facts(self.machine))
         if result.problems:
             raise ConfigError(result.problems)
@@ -195,16 +208,19 @@ class Operations:
                     err) from None
         return overall_state(self.current()).value
 
-    def _reconcile(self, dry_run: bool) -> tuple[str, list[str]]:
-        outcome = reconcile(self.machine, Runner(dry_run=dry_run),
-                            config_path=self.config_path, dry_run=dry_run)
-        if not dry_run:
+    def _reconcile(self, dry_run: bool, caller: Caller) -> tuple[str, list[str]]:
+        if dry_run:  # writes nothing: needs no lock
+            outcome = reconcile(self.machine, Runner(dry_run=True),
+                                config_path=self.config_path, dry_run=True)
+            return outcome.state.value, render_reconcile_text(outcome).splitlines()
+        with self._locked("Apply", caller):
+            outcome = reconcile(self.machine, Runner(), config_path=self.config_path)
             remove_stamp(self.machine)  # the boot-time reconcile checks everything again
         return outcome.state.value, render_reconcile_text(outcome).splitlines()
 
     async def apply(self, *, dry_run: bool, caller: Caller) -> tuple[str, list[str]]:
         """``pmemd reconcile [--dry-run]``: the same function, the same report."""
-        work = functools.partial(self._reconcile, dry_run)
+        work = functools.partial(self._reconcile, dry_run, caller)
         if dry_run:  # changes nothing: not exclusive, but still off the bus's thread
             return await asyncio.get_running_loop().run_in_executor(None, work)
         return await self.exclusive("Apply", caller, work)
@@ -253,13 +269,27 @@ class Operations:
                 caller: Caller) -> None:
         if mount_unit is not None:
             self.systemd.stop(mount_unit)
-        remove_durably(self.machine.filesystems_made / name)  # not "made this boot"
-        outcome = make_region_filesystem(self.machine, config, name, Runner())
+        try:
+            # Only the filesystem is made under the lock: starting the mount unit below may
+            # run the region's make-filesystem unit, which takes the lock itself.
+            with self._locked("Format", caller):
+                remove_durably(self.machine.filesystems_made / name)  # not "made this boot"
+                outcome = make_region_filesystem(self.machine, config, name, Runner())
+        except BaseException:
+            if mount_unit is not None:  # formatting failed: the region goes back as it was
+                self._remount(mount_unit)
+            raise
         log.info("%s (for %s)", outcome.message(), caller.sender)
         for warning in outcome.warnings:
             log.warning("%s", warning)
         if mount_unit is not None:
             self.systemd.start(mount_unit)
+
+    def _remount(self, unit: str) -> None:
+        try:
+            self.systemd.start(unit)
+        except PmemdError as err:  # the failure being reported matters more; say this too
+            log.error("after a failed Format, %s could not be started again: %s", unit, err)
 
     def close(self) -> None:
         """Wait for the change in progress, then release the worker."""

@@ -67,6 +67,9 @@ def config_text(*regions: tuple[str, str, str | None], bootloader: str = "auto",
 
 
 SNAPSHOT_SKIPS = ("proc", "sys", "dev", "usr", "bin", "lib", "lib64", "sbin")
+# The change lock's file: every change takes the lock first, so even one that then writes
+# nothing leaves it (empty, in /run, gone at reboot) — as flock(1) users leave theirs.
+LOCK_FILE = "run/pmemd/lock"
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -79,8 +82,9 @@ def snapshot(root: Path) -> dict[str, bytes]:
             subdirs[:] = [d for d in subdirs if d not in SNAPSHOT_SKIPS]
         for name in names:
             path = Path(directory, name)
-            if path.is_file() and not path.is_symlink():
-                files[path.relative_to(root).as_posix()] = path.read_bytes()
+            key = path.relative_to(root).as_posix()
+            if path.is_file() and not path.is_symlink() and key != LOCK_FILE:
+                files[key] = path.read_bytes()
     return dict(sorted(files.items()))
 
 

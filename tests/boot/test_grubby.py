@@ -3,7 +3,10 @@ the BLS entries back; the recording stand-in does to the files what grubby does.
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from tests.boot.conftest import (
     with_standins,
     write_config,
 )
-from tests.conftest import run_pmemd
+from tests.conftest import REPO, run_pmemd
 
 Tree = Callable[..., Path]
 M1, M2 = "memmap=4G!12G", "memmap=2G!10G"
@@ -142,3 +145,32 @@ def test_el8_broken_grubenv_fails_and_restores_etc_default_grub(el8: Path) -> No
     assert done.returncode == 1
     assert "invalid environment block" in done.stderr
     assert bootloader_files(el8) == before
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_reconcile_puts_every_file_back(fedora: Path, signum: int) -> None:
+    """``systemctl stop`` (SIGTERM) or Ctrl-C while grubby runs: grubby has already
+    rewritten every entry when the signal comes; pmemd kills it, puts the entries, grubenv,
+    /etc/default/grub and its own state back as they were, and exits 143 (130)."""
+    grubby = fedora / "sbin" / "grubby"
+    slow = fedora / "sbin" / "grubby.real"
+    grubby.rename(slow)
+    grubby.write_text("#!/bin/sh\n/sbin/grubby.real \"$@\" && exec sleep 3017\n")
+    grubby.chmod(0o755)
+    before = bootloader_files(fedora)
+    process = subprocess.Popen([sys.executable, "-m", "pmemd", "reconcile", "--root",
+                                str(fedora)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not standin_calls(fedora) and time.monotonic() < deadline:
+        time.sleep(0.1)  # until grubby has done its work
+    time.sleep(0.5)
+    assert bootloader_files(fedora) != before  # the tool's changes are on disk now
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=30)
+    expected = 143 if signum == signal.SIGTERM else 130
+    assert process.returncode == expected, err
+    assert bootloader_files(fedora) == before
+    assert not Machine(fedora).state_file.exists()  # the claim went back too
+    left = subprocess.run(["pgrep", "-f", "sleep 3017"], capture_output=True, check=False)
+    assert left.returncode == 1  # grubby's whole process group is gone

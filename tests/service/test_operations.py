@@ -93,6 +93,27 @@ def test_apply_writes_the_boot_entries_and_the_state_changes(
     assert json.loads(manager(bus, "GetPlan").ok()[0]) == plan
 
 
+def test_apply_while_another_change_holds_the_lock_is_busy_naming_it(
+        bus: PrivateBus, boot_service: Running, boot_root: Path) -> None:
+    """pmemd's one lock is shared with the commands: while a `pmemd reconcile` (here, this
+    test) holds it, Apply and SetConfig are refused at once with Busy, naming the holder,
+    and write nothing."""
+    import os
+
+    from pmemd.machine.lock import change_lock
+    from pmemd.machine.root import Machine
+
+    entry = boot_root / f"boot/loader/entries/{MACHINE_ID}-{KERNEL}.conf"
+    before = entry.read_text()
+    with change_lock(Machine(boot_root), "pmemd reconcile", wait=0):
+        for reply in (manager(bus, "Apply", "b", False),
+                      manager(bus, "SetConfig", "sb", CONFIG, False)):
+            assert reply.error == "io.pmemd1.Error.Busy", reply
+            assert f"holds its lock (pid {os.getpid()}: pmemd reconcile)" in reply.text
+    assert entry.read_text() == before and not (boot_root / "var/lib/pmemd").exists()
+    assert manager(bus, "Apply", "b", False).ok()[0] == "reboot-required"  # free again
+
+
 def test_apply_without_a_bootloader_is_a_clear_error(bus: PrivateBus, service: Running,
                                                      root: Path) -> None:
     reply = manager(bus, "Apply", "b", False)
