@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.reliability import Figure, record
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -32,6 +36,13 @@ def run_pmemd(*args: str, stdin: str | None = None, cwd: Path | None = None) -> 
     done = subprocess.run([sys.executable, "-m", "pmemd", *args], capture_output=True,
                           text=True, input=stdin, cwd=cwd or REPO, check=False, timeout=120)
     return Completed(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest) -> Callable[[Figure], None]:
+    """Record a figure of the README's Reliability table for this test (call it last,
+    after the assertions it stands for)."""
+    return functools.partial(record, request.node.nodeid)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from pmemd.machine.lock import change_lock
 from pmemd.machine.root import Machine
 from tests.boot.conftest import config_text
 from tests.conftest import REPO, run_pmemd
+from tests.reliability import Figure
 
 Tree = Callable[..., Path]
 ENTRIES = "boot/efi/loader/entries"
@@ -50,20 +51,28 @@ def _writer(root: Path, index: int, until: float) -> subprocess.Popen[str]:
     argv = ["reconcile", "--root", str(root)]
     argv += ["--remove-all"] if index % 4 == 3 else ["--config", str(config)]
     script = (f"import subprocess, sys, time\n"
+              f"runs = 0\n"
               f"while time.monotonic() < {until}:\n"
               f"    subprocess.run([sys.executable, '-m', 'pmemd', *{argv!r}],\n"
-              f"                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n")
-    return subprocess.Popen([sys.executable, "-c", script], cwd=REPO, text=True)
+              f"                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+              f"    runs += 1\n"
+              f"print(runs)\n")
+    return subprocess.Popen([sys.executable, "-c", script], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE)
 
 
-def test_concurrent_changes_lose_nothing(tree: Tree) -> None:
+def test_concurrent_changes_lose_nothing(tree: Tree,
+                                        reliability: Callable[[Figure], None]) -> None:
     root = tree("debian12-systemd-boot", config=CONFIG_A)
     (root / "etc/pmemd-a.yaml").write_text(CONFIG_A)
     (root / "etc/pmemd-b.yaml").write_text(CONFIG_B)
     until = time.monotonic() + SECONDS
     writers = [_writer(root, i, until) for i in range(WRITERS)]
+    runs = 0
     for writer in writers:
-        assert writer.wait(timeout=SECONDS + 120) == 0
+        out, _ = writer.communicate(timeout=SECONDS + 120)
+        assert writer.returncode == 0
+        runs += int(out)
     state = json.loads((Machine(root).state_file).read_text())
     assert set(state["owned"]) == _pmemd_options(root), state
     first = run_pmemd("reconcile", "--root", str(root), "--config", str(root / "etc/pmemd-a.yaml"))
@@ -72,6 +81,9 @@ def test_concurrent_changes_lose_nothing(tree: Tree) -> None:
     again = run_pmemd("reconcile", "--root", str(root), "--config", str(root / "etc/pmemd-a.yaml"))
     assert "Nothing to change in the bootloader configuration." in again.stdout, again.stdout
     assert _pmemd_options(root) == {"memmap=512M!4G"}
+    reliability(Figure("races", "pmemd reconcile (2 configs) and --remove-all, "
+                       "systemd-boot root", runs, "runs", note=f"{WRITERS} writers x "
+                       f"{SECONDS:g} s"))
 
 
 def test_a_change_that_must_wait_says_for_whom_and_then_runs(tree: Tree) -> None:
