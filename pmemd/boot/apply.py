@@ -11,7 +11,7 @@ from pathlib import Path
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, tool_argv
 from pmemd.core.cmdline import CmdlineEdit, carries
 from pmemd.errors import BootConfigError, CommandError, MachineError, RollbackError
-from pmemd.machine.atomic import Transaction, remove_durably, write_atomic
+from pmemd.machine.atomic import Transaction, metadata_of, remove_durably, write_atomic
 from pmemd.machine.runner import Runner
 
 
@@ -28,16 +28,16 @@ class BootTransaction(Transaction):
         failed = []
         for path, old in reversed(list(self._previous.items())):
             try:
-                current: bytes | None = path.read_bytes()
-            except FileNotFoundError:
-                current = None
-            if current == old:
-                continue
-            try:
+                current = metadata_of(path)
+                if current is None and old is None:
+                    continue
+                if (current is not None and old is not None and current == old.meta
+                        and path.read_bytes() == old.content):
+                    continue
                 if old is None:
                     remove_durably(path)
                 else:
-                    write_atomic(path, old)
+                    write_atomic(path, old.content, like=old.meta)
             except OSError as err:
                 backup = f" (its previous content is in {path}{self.backup_suffix})" if (
                     old is not None and self.backup_suffix) else ""
@@ -88,9 +88,9 @@ def apply_boot_write(backend: Backend, write: BootWrite, edit: CmdlineEdit, runn
         for change in write.files:
             remove_stale_temporaries(change.path)
             if change.new is None:
-                transaction.remove(change.path)
+                transaction.remove(change.path, backup=not change.own)
             else:
-                transaction.write(change.path, change.new)
+                transaction.write(change.path, change.new, backup=not change.own)
         for path in write.tool_files:
             transaction.keep(path)
         for argv in write.commands:

@@ -10,6 +10,7 @@ failing bootloader tool can be undone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -25,22 +26,77 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
-    """Replace ``path`` with ``data`` atomically; keeps the old file's mode unless given."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if mode is None:
+@dataclass(frozen=True)
+class Metadata:
+    """What a replaced file keeps besides its content: mode, owner, and every extended
+    attribute — the SELinux context (``security.selinux``), POSIX ACLs
+    (``system.posix_acl_*``), IMA/EVM signatures, an admin's ``user.*`` notes."""
+
+    mode: int
+    uid: int
+    gid: int
+    xattrs: tuple[tuple[str, bytes], ...] = ()
+
+
+def metadata_of(path: Path) -> Metadata | None:
+    """``path``'s :class:`Metadata` (following symlinks), or None if there is no file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    try:
+        info = os.fstat(fd)
         try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = 0o644
+            names = os.listxattr(fd)
+        except OSError as err:
+            if err.errno not in _NO_XATTRS:
+                raise
+            names = []
+        xattrs = tuple((name, os.getxattr(fd, name)) for name in sorted(names))
+    finally:
+        os.close(fd)
+    return Metadata(stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, xattrs)
+
+
+_NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP)
+
+
+def _give(fd: int, meta: Metadata) -> None:
+    """Give the new file ``meta``: owner first (a chown clears set-id bits), then mode,
+    then the extended attributes (an ACL xattr also sets the group bits: it comes last)."""
+    info = os.fstat(fd)
+    if (info.st_uid, info.st_gid) != (meta.uid, meta.gid):
+        os.fchown(fd, meta.uid, meta.gid)
+    os.fchmod(fd, meta.mode)
+    for name, value in meta.xattrs:
+        os.setxattr(fd, name, value)
+
+
+def _target(path: Path) -> Path:
+    """Where to write: a symlink's target (the link stays a link, as ``sed -i
+    --follow-symlinks`` and the bootloader tools do), else ``path`` itself."""
+    return path.resolve() if path.is_symlink() else path
+
+
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None,
+                 like: Metadata | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically. The new file keeps the old one's mode,
+    owner and extended attributes (SELinux context included); ``like`` gives them
+    explicitly (a restore), ``mode`` is the mode of a file that did not exist (0644)."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    path = _target(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = like if like is not None else metadata_of(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
-            os.fchmod(handle.fileno(), mode)
+            if meta is None:
+                os.fchmod(handle.fileno(), 0o644 if mode is None else mode)
+            else:
+                _give(handle.fileno(), meta)
             os.fsync(handle.fileno())
         tmp.replace(path)
     except BaseException:
@@ -59,45 +115,64 @@ def remove_durably(path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+@dataclass(frozen=True)
+class _Previous:
+    content: bytes
+    meta: Metadata
+
+
 @dataclass
 class Transaction:
     """Atomic writes that remember what they replaced, for :meth:`rollback`.
 
-    ``backup_suffix`` also leaves a copy of each replaced file beside it (e.g.
-    ``grub.cfg.pmemd-bak``) for the admin, like ``update-grub``'s users expect.
+    Beside each file it replaces it leaves, for the admin, the version before this change
+    (``grub.cfg.pmemd-bak``, as ``update-grub``'s users expect) and, once, the version
+    before pmemd ever changed it (``grub.cfg.pmemd-orig``: never overwritten, so the
+    admin's own file survives any number of changes). Both keep the file's mode, owner
+    and extended attributes: a backup of a 0600 file is not readable by others.
+    ``backup=False`` is for pmemd's own files (its state), which need no copies.
     """
 
     backup_suffix: str | None = ".pmemd-bak"
-    _previous: dict[Path, bytes | None] = field(default_factory=dict)
+    original_suffix: str | None = ".pmemd-orig"
+    _previous: dict[Path, _Previous | None] = field(default_factory=dict)
 
-    def write(self, path: Path, data: bytes | str, *, mode: int | None = None) -> None:
-        self._remember(path)
+    def write(self, path: Path, data: bytes | str, *, mode: int | None = None,
+              backup: bool = True) -> None:
+        self._remember(path, backup=backup)
         write_atomic(path, data, mode=mode)
 
-    def remove(self, path: Path) -> None:
-        self._remember(path)
+    def remove(self, path: Path, *, backup: bool = True) -> None:
+        self._remember(path, backup=backup)
         remove_durably(path)
 
-    def _remember(self, path: Path) -> None:
+    def _remember(self, path: Path, *, backup: bool = True) -> None:
+        path = _target(path)
         if path in self._previous:
             return
-        try:
-            old: bytes | None = path.read_bytes()
-        except FileNotFoundError:
-            old = None
+        meta = metadata_of(path)
+        old = None if meta is None else _Previous(path.read_bytes(), meta)
         self._previous[path] = old
-        if old is not None and self.backup_suffix:
-            write_atomic(path.with_name(path.name + self.backup_suffix), old)
+        if old is None or not backup:
+            return
+        if self.original_suffix:
+            original = path.with_name(path.name + self.original_suffix)
+            if not original.exists():
+                write_atomic(original, old.content, like=old.meta)
+        if self.backup_suffix:
+            write_atomic(path.with_name(path.name + self.backup_suffix), old.content,
+                         like=old.meta)
 
     @property
     def touched(self) -> tuple[Path, ...]:
         return tuple(self._previous)
 
     def rollback(self) -> None:
-        """Put every touched file back as it was (restoring or removing it)."""
+        """Put every touched file back as it was (content, mode, owner, xattrs; restoring
+        or removing it)."""
         for path, old in reversed(list(self._previous.items())):
             if old is None:
                 remove_durably(path)
             else:
-                write_atomic(path, old)
+                write_atomic(path, old.content, like=old.meta)
         self._previous.clear()

@@ -89,7 +89,7 @@ def write_state(machine: Machine, state: State, transaction: Transaction | None 
     if machine.read_text(machine.state_file) == text:
         return False
     if transaction is not None:
-        transaction.write(machine.state_file, text, mode=0o644)
+        transaction.write(machine.state_file, text, mode=0o644, backup=False)
     else:
         write_atomic(machine.state_file, text, mode=0o644)
     return True

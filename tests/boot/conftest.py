@@ -70,6 +70,8 @@ SNAPSHOT_SKIPS = ("proc", "sys", "dev", "usr", "bin", "lib", "lib64", "sbin")
 # The change lock's file: every change takes the lock first, so even one that then writes
 # nothing leaves it (empty, in /run, gone at reboot) — as flock(1) users leave theirs.
 LOCK_FILE = "run/pmemd/lock"
+# The copies pmemd leaves beside a file it replaces: the previous version, the admin's own.
+BACKUPS = (".pmemd-bak", ".pmemd-orig")
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -16,6 +16,7 @@ from pmemd.core.plan import PlanState
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 from tests.boot.conftest import (
+    BACKUPS,
     assert_same_files,
     config_text,
     killed_at_rename,
@@ -55,7 +56,7 @@ def boot_files(root: DebianRoot) -> dict[str, bytes]:
     files = {}
     for directory in ("/etc/default", "/boot/grub"):
         for name, content in snapshot(root.file(directory)).items():
-            if not name.endswith(".pmemd-bak"):
+            if not name.endswith(BACKUPS):
                 files[f"{directory}/{name}"] = content
     return files
 

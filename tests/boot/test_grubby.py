@@ -17,6 +17,7 @@ from pmemd.core.plan import PlanState
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 from tests.boot.conftest import (
+    BACKUPS,
     config_text,
     options_lines,
     snapshot,
@@ -50,7 +51,7 @@ def options(root: Path) -> list[str]:
 
 def bootloader_files(root: Path) -> dict[str, bytes]:
     return {k: v for k, v in snapshot(root).items()
-            if k.startswith((ENTRIES, "boot/grub2", "etc/default")) and not k.endswith("-bak")}
+            if k.startswith((ENTRIES, "boot/grub2", "etc/default")) and not k.endswith(BACKUPS)}
 
 
 def test_all_regions_in_one_grubby_call_and_every_entry_carries_them(fedora: Path) -> None:

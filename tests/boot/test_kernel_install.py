@@ -11,7 +11,7 @@ from pmemd.boot.reconcile import Outcome, reconcile
 from pmemd.core.plan import PlanState
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
-from tests.boot.conftest import config_text, entry_options, snapshot, write_config
+from tests.boot.conftest import BACKUPS, config_text, entry_options, snapshot, write_config
 from tests.conftest import run_pmemd
 
 Tree = Callable[..., Path]
@@ -43,10 +43,11 @@ def test_add_writes_cmdline_and_every_entry_and_runs_nothing(tree: Tree) -> None
     after = snapshot(root)
     changed = {k for k, v in after.items() if before.get(k) != v}
     written = {"etc/kernel/cmdline", *(f"{ENTRIES}/{n}" for n in options(root))}
-    backups = {f"{name}.pmemd-bak" for name in written}
+    backups = {f"{name}{suffix}" for name in written for suffix in BACKUPS}
     assert {c for c in changed if not c.startswith(("var/lib/pmemd", "run/"))} == \
         written | backups
-    assert all(after[f"{name}.pmemd-bak"] == before[name] for name in written)
+    assert all(after[f"{name}{suffix}"] == before[name] for name in written
+               for suffix in BACKUPS)
 
 
 def test_second_run_changes_nothing(tree: Tree) -> None:

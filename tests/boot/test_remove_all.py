@@ -22,6 +22,7 @@ from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 from pmemd.machine.state import read_state
 from tests.boot.conftest import (
+    BACKUPS,
     assert_same_files,
     config_text,
     options_lines,
@@ -50,7 +51,7 @@ def remove(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def boot_files(root: Path) -> dict[str, bytes]:
     """The bootloader's files (pmemd's backups aside)."""
     return {k: v for k, v in snapshot(root).items()
-            if k.startswith(("boot/", "etc/default", "etc/kernel")) and not k.endswith("-bak")}
+            if k.startswith(("boot/", "etc/default", "etc/kernel")) and not k.endswith(BACKUPS)}
 
 
 # --- kernel-install (files only) -------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pmemd.boot.apply import BootTransaction
 from pmemd.machine.atomic import Transaction, remove_durably, write_atomic
 
 
@@ -94,5 +95,92 @@ def test_a_transaction_keeps_a_backup_and_rolls_every_file_back(tmp_path: Path) 
 def test_a_transaction_without_backups(tmp_path: Path) -> None:
     path = tmp_path / "pmemd.yaml"
     path.write_text("version: 1\n")
-    Transaction(backup_suffix=None).write(path, "version: 1\nregions: []\n")
+    Transaction(backup_suffix=None, original_suffix=None).write(path, "version: 1\nregions: []\n")
     assert os.listdir(tmp_path) == ["pmemd.yaml"]
+
+
+# --- what a replaced file keeps besides its content ------------------------------------------
+
+LABEL = b"system_u:object_r:boot_t:s0\x00"  # an SELinux context, as the kernel stores it
+
+
+def _dress(path: Path) -> None:
+    """An admin's file: not root's, mode 0640, an ACL, an SELinux label, a user note."""
+    os.chown(path, 1234, 5678)
+    path.chmod(0o640)
+    subprocess.run(["setfacl", "-m", "u:4321:r", str(path)], check=True)
+    os.setxattr(path, "security.selinux", LABEL)
+    os.setxattr(path, "user.note", b"kept by hand")
+
+
+def _dress_of(path: Path) -> tuple[int, int, int, str, bytes, bytes]:
+    info = path.stat()
+    acl = subprocess.run(["getfacl", "-cp", str(path)], check=True, capture_output=True,
+                         text=True).stdout
+    return (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), acl,
+            os.getxattr(path, "security.selinux"), os.getxattr(path, "user.note"))
+
+
+def test_a_replaced_file_keeps_owner_mode_acl_selinux_label_and_xattrs(tmp_path: Path) -> None:
+    path = tmp_path / "grub"
+    path.write_text("old\n")
+    _dress(path)
+    before = _dress_of(path)
+    assert "user:4321:r--" in before[3]
+    write_atomic(path, "new\n")
+    assert path.read_text() == "new\n"
+    assert _dress_of(path) == before
+    assert leftovers(tmp_path) == []
+
+
+def test_backups_keep_the_original_once_and_the_previous_version_each_time(
+        tmp_path: Path) -> None:
+    path = tmp_path / "grub"
+    path.write_text("admin's own\n")
+    _dress(path)
+    dressed = _dress_of(path)
+    Transaction().write(path, "pmemd 1\n")
+    Transaction().write(path, "pmemd 2\n")
+    Transaction().write(path, "pmemd 3\n")
+    assert (tmp_path / "grub.pmemd-orig").read_text() == "admin's own\n"
+    assert (tmp_path / "grub.pmemd-bak").read_text() == "pmemd 2\n"
+    for name in ("grub", "grub.pmemd-orig", "grub.pmemd-bak"):
+        assert _dress_of(tmp_path / name) == dressed, name  # a 0640 file's copies too
+
+
+def test_a_file_pmemd_creates_gets_no_copies(tmp_path: Path) -> None:
+    transaction = Transaction()
+    transaction.write(tmp_path / "new.conf", "x\n")
+    transaction.write(tmp_path / "state.json", "{}\n", backup=False)
+    Transaction().write(tmp_path / "state.json", "{}\n", backup=False)
+    assert sorted(os.listdir(tmp_path)) == ["new.conf", "state.json"]
+
+
+def test_a_symlinked_file_is_written_through_its_link(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real/cmdline"
+    target.write_text("old\n")
+    link = tmp_path / "cmdline"
+    link.symlink_to("real/cmdline")
+    transaction = Transaction()
+    transaction.write(link, "new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+    assert (tmp_path / "real/cmdline.pmemd-orig").read_text() == "old\n"
+    transaction.rollback()
+    assert link.is_symlink() and target.read_text() == "old\n"
+
+
+def test_rollback_puts_back_the_owner_and_label_a_tool_changed(tmp_path: Path) -> None:
+    """A bootloader tool rewrites its file as root with its own mode and no label; the
+    rollback restores the admin's file as it was, not as the tool left it."""
+    path = tmp_path / "grub.cfg"
+    path.write_text("old\n")
+    _dress(path)
+    before = _dress_of(path)
+    transaction = BootTransaction()
+    transaction.keep(path)
+    path.unlink()
+    path.write_text("written by the tool\n")  # root:root 0644, no xattrs
+    transaction.rollback()
+    assert path.read_text() == "old\n"
+    assert _dress_of(path) == before

@@ -216,8 +216,9 @@ def test_set_config_replaces_the_file_atomically_and_keeps_a_backup(
     assert config.stat().st_ino != old_inode  # renamed into place, never written in place
     assert oct(config.stat().st_mode & 0o777) == "0o644"
     assert (root / "etc/pmemd.yaml.pmemd-bak").read_text() == CONFIG
-    assert sorted(p.name for p in (root / "etc").iterdir()) == ["pmemd.yaml",
-                                                                 "pmemd.yaml.pmemd-bak"]
+    assert (root / "etc/pmemd.yaml.pmemd-orig").read_text() == CONFIG  # the admin's, kept
+    assert sorted(p.name for p in (root / "etc").iterdir()) == [
+        "pmemd.yaml", "pmemd.yaml.pmemd-bak", "pmemd.yaml.pmemd-orig"]
     # what the service now says is what pmemd plan says about the new file
     cli = json.loads(run_pmemd("plan", "--root", str(root), "--json").stdout)
     assert json.loads(manager(bus, "GetPlan").ok()[0]) == cli

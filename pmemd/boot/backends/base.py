@@ -45,6 +45,7 @@ class FileWrite:
     shown: str  # how to name it to the user
     old: str | None
     new: str | None
+    own: bool = False  # pmemd's own file (its GRUB drop-in): no backup copies beside it
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,10 @@ def on_target(machine: Machine, path: Path) -> str:
     return "/" + str(path.relative_to(machine.root)).removeprefix(".")
 
 
-def file_write(path: Path, new: str | None, old: str | None) -> tuple[FileWrite, ...]:
+def file_write(path: Path, new: str | None, old: str | None, *, own: bool = False
+               ) -> tuple[FileWrite, ...]:
     """The write that turns ``old`` into ``new``; nothing when they are equal."""
-    return () if new == old else (FileWrite(path, str(path), old, new),)
+    return () if new == old else (FileWrite(path, str(path), old, new, own),)
 
 
 def tool_argv(machine: Machine, argv: Sequence[str]) -> tuple[str, ...]:

@@ -48,7 +48,7 @@ class UpdateGrub(Backend):
                    owned_after: Sequence[str]) -> BootWrite:
         m = self.machine
         files = file_write(m.grub_dropin, render_dropin(owned_after),
-                           m.read_text(m.grub_dropin))
+                           m.read_text(m.grub_dropin), own=True)
         if not files and edit.empty:
             return BootWrite()
         return BootWrite(files=files, commands=((self.tool,),), tool_files=(m.grub_cfg,))
