@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
 import sys
@@ -42,7 +41,7 @@ def run_pmemd(*args: str, stdin: str | None = None, cwd: Path | None = None) -> 
 def reliability(request: pytest.FixtureRequest) -> Callable[[Figure], None]:
     """Record a figure of the README's Reliability table for this test (call it last,
     after the assertions it stands for)."""
-    return functools.partial(record, request.node.nodeid)
+    return lambda figure: record(f"{request.node.nodeid} {figure.kind}", figure)
 
 
 @pytest.fixture

@@ -4,14 +4,18 @@ back as it was and report why (with the tool's output)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, tool_argv
 from pmemd.core.cmdline import CmdlineEdit, carries
 from pmemd.errors import BootConfigError, CommandError, MachineError, RollbackError
-from pmemd.machine.atomic import Transaction, metadata_of, remove_durably, write_atomic
+from pmemd.machine.atomic import (
+    Transaction,
+    metadata_of,
+    sweep_temporaries,
+)
+from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 
 
@@ -34,10 +38,7 @@ class BootTransaction(Transaction):
                 if (current is not None and old is not None and current == old.meta
                         and path.read_bytes() == old.content):
                     continue
-                if old is None:
-                    remove_durably(path)
-                else:
-                    write_atomic(path, old.content, like=old.meta)
+                self._put_back(path, old)
             except OSError as err:
                 backup = f" (its previous content is in {path}{self.backup_suffix})" if (
                     old is not None and self.backup_suffix) else ""
@@ -47,12 +48,14 @@ class BootTransaction(Transaction):
             raise RollbackError("could not restore: " + "; ".join(failed))
 
 
-def remove_stale_temporaries(path: Path) -> None:
-    """Temp files a killed writer left beside ``path`` (``.NAME.*.tmp``, see pmemd.machine.atomic).
-    They never shadow the real file (no tool reads dot files), but they should not pile up."""
-    with contextlib.suppress(OSError):
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink()
+def sweep_leftovers(machine: Machine, backend: Backend | None) -> None:
+    """Before a change: the temporary files a killed pmemd left beside the bootloader's
+    files, its state, the generator's cache and its marks in /run (the caller holds the
+    change lock)."""
+    inputs = backend.inputs() if backend is not None else ()
+    sweep_temporaries([*(p.parent for p in inputs), machine.state_file.parent,
+                       machine.generator_cache.parent, machine.runtime_dir,
+                       machine.reboot_required.parent, machine.converged_stamp.parent])
 
 
 def verify_next_boot(after: NextBoot, edit: CmdlineEdit, keep: Sequence[str] = ()) -> None:
@@ -81,12 +84,12 @@ def apply_boot_write(backend: Backend, write: BootWrite, edit: CmdlineEdit, runn
     ``before`` writes into the same transaction first (pmemd records in its state what it
     is about to own before the bootloader carries it, so a crash never loses ownership).
     """
+    sweep_temporaries(p.parent for p in (*(c.path for c in write.files), *write.tool_files))
     transaction = BootTransaction()
     try:
         if before is not None:
             before(transaction)
         for change in write.files:
-            remove_stale_temporaries(change.path)
             if change.new is None:
                 transaction.remove(change.path, backup=not change.own)
             else:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pmemd.boot.apply import apply_boot_write
+from pmemd.boot.apply import apply_boot_write, sweep_leftovers
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot
 from pmemd.boot.detect import Detection, detect, probed_paths
 from pmemd.boot.reboot import (
@@ -159,6 +159,8 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
                              dry_run=dry_run)
         state = replace(state, owned=(), retired=handover.retired,
                         bootloader=state.bootloader if handover.retired else None)
+    if not dry_run:
+        sweep_leftovers(machine, backend)
     before_boot = backend.read_next_boot()
     # An unknown next boot (no grub.cfg yet, no entries) carries nothing: everything is added.
     before = validity.require(plan(config, facts, owned=state.owned,

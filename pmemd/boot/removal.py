@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pmemd.boot.apply import apply_boot_write
+from pmemd.boot.apply import apply_boot_write, sweep_leftovers
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot
 from pmemd.boot.detect import Detection, detect
 from pmemd.boot.reboot import (
@@ -103,6 +103,8 @@ def _take_back(machine: Machine, runner: Runner, state: State, *,
                config_path: Path | None, dry_run: bool) -> Removal:
     """:func:`remove_all` for the ``state`` already read."""
     owned = state.owned
+    if not owned and not dry_run:
+        sweep_leftovers(machine, None)
     if not owned:
         return Removal((), None, None, BootWrite(), False, dry_run, (), machine.state_file,
                        False)
@@ -118,6 +120,7 @@ def _take_back(machine: Machine, runner: Runner, state: State, *,
         return Removal(owned, detection, before_boot, write, False, True, retired,
                        machine.state_file, False)
     applied = False
+    sweep_leftovers(machine, backend)
     if not write.empty:
         apply_boot_write(backend, write, edit, runner)
         applied = True

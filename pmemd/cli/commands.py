@@ -224,6 +224,9 @@ def refresh_cache(machine: Machine) -> bool:
 
     done, why = refresh_generator_cache(machine)
     log.debug("generator cache %s: %s %s", machine.generator_cache, done.value, why)
+    if done is CacheResult.FAILED:
+        print(f"warning: pmemd-generator's cache not written ({why}); the generator works "
+              "without it, only slower", file=sys.stderr)
     return done is not CacheResult.FAILED
 
 

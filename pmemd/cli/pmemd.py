@@ -7,7 +7,9 @@ script answers it from the converged stamp (:mod:`pmemd.cli.entry`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -24,7 +26,7 @@ from pmemd.cli.commands import (
     cmd_validate,
     cmd_verify_dax,
 )
-from pmemd.cli.exits import exit_for
+from pmemd.cli.exits import Exit, exit_for
 from pmemd.core.model import MIN_ALIGNMENT
 from pmemd.core.sizes import SizeError, parse_size
 from pmemd.errors import ConfigError, PmemdError
@@ -147,6 +149,18 @@ def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _report_io_error(err: OSError) -> None:
+    """Say which file failed and how; if it was the output itself, let it go quietly (the
+    interpreter would otherwise fail again flushing it at exit)."""
+    where = f"{err.filename}: " if err.filename else "writing the output: "
+    try:
+        sys.stdout.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    with contextlib.suppress(OSError):
+        print(f"pmemd: {where}{err.strerror or err}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     parser = build_parser()
@@ -162,3 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_for(err)
     except KeyboardInterrupt:
         return 130
+    except OSError as err:  # an I/O error outside a change's rollback: a full disk, EIO
+        _report_io_error(err)
+        return Exit.FAILURE

@@ -205,7 +205,7 @@ def update(path: str, change: Callable[[list[str]], list[str]], *,
 
 def _replace(path: str, text: str, dfd: int) -> None:
     tmp = os.path.join(os.path.dirname(path) or ".",
-                       f".{os.path.basename(path)}.{os.getpid()}.tmp")
+                       f".{os.path.basename(path)}.pmemd-{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         try:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +24,17 @@ def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as err:
+        raise _naming(err, directory) from None
     finally:
         os.close(fd)
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err`` with the file it is about (a failed write() or fsync() names none)."""
+    if err.filename is None:
+        err.filename = str(path)
+    return err
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,8 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None,
     path = _target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = like if like is not None else metadata_of(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.pmemd-{os.getpid()}-",
+                                    suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -99,11 +111,50 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None,
                 _give(handle.fileno(), meta)
             os.fsync(handle.fileno())
         tmp.replace(path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _naming(err, path) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+# A temporary file of a pmemd process: ``.NAME.pmemd-PID-RANDOM.tmp`` (write_atomic) or
+# ``.NAME.pmemd-PID.tmp`` (the boot history's writer on the boot path).
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.pmemd-(?P<pid>[0-9]+)(-[^./]+)?\.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temporaries(directories: Iterable[Path]) -> list[Path]:
+    """Remove the temporary files pmemd processes that no longer run (killed between
+    writing and renaming) left in ``directories``; a live writer's are left alone. They
+    never shadow a real file (no tool reads dot files) but should not pile up."""
+    removed = []
+    for directory in sorted(set(directories)):
+        try:
+            entries = list(directory.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            found = TEMPORARY.fullmatch(entry.name)
+            if found is None or _alive(int(found["pid"])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
 
 
 def remove_durably(path: Path) -> None:
@@ -171,8 +222,23 @@ class Transaction:
         """Put every touched file back as it was (content, mode, owner, xattrs; restoring
         or removing it)."""
         for path, old in reversed(list(self._previous.items())):
-            if old is None:
-                remove_durably(path)
-            else:
-                write_atomic(path, old.content, like=old.meta)
+            self._put_back(path, old)
         self._previous.clear()
+
+    def _put_back(self, path: Path, old: _Previous | None) -> None:
+        """Restore one file. From its backup when that still holds the old file (the usual
+        case): renamed into place, which writes no data — a full disk, the usual reason
+        for a rollback, cannot stop it — then the backup is made again if there is room."""
+        if old is None:
+            remove_durably(path)
+            return
+        backup = path.with_name(path.name + self.backup_suffix) if self.backup_suffix \
+            else None
+        if backup is not None and metadata_of(backup) == old.meta \
+                and backup.read_bytes() == old.content:
+            backup.replace(path)
+            _fsync_dir(path.parent)
+            with contextlib.suppress(OSError):
+                write_atomic(backup, old.content, like=old.meta)
+            return
+        write_atomic(path, old.content, like=old.meta)

@@ -104,7 +104,7 @@ class Grub2Mkconfig(Backend):
             return BootWrite()
         out = grub_cfg_output(m).path
         return BootWrite(files=files, commands=((self.tool, "-o", on_target(m, out)),),
-                         tool_files=(out,))
+                         tool_files=(out, out.with_name(out.name + ".new")))
 
     def inputs(self) -> tuple[Path, ...]:
         m = self.machine

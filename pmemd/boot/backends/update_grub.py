@@ -51,7 +51,9 @@ class UpdateGrub(Backend):
                            m.read_text(m.grub_dropin), own=True)
         if not files and edit.empty:
             return BootWrite()
-        return BootWrite(files=files, commands=((self.tool,),), tool_files=(m.grub_cfg,))
+        # grub-mkconfig writes grub.cfg.new, then renames it: a failure can leave it behind
+        return BootWrite(files=files, commands=((self.tool,),),
+                         tool_files=(m.grub_cfg, m.grub_cfg.with_name("grub.cfg.new")))
 
     def inputs(self) -> tuple[Path, ...]:
         m = self.machine
