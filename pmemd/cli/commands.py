@@ -80,21 +80,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_memmap(args: argparse.Namespace) -> int:
     if args.dmesg is not None:
-        from pmemd.core.e820 import E820ParseError, memory_map_from_dmesg
+        from pmemd.machine.bootlog import read_boot_log_map
 
-        source = "<stdin>" if args.dmesg == "-" else args.dmesg
-        try:
-            text = sys.stdin.read() if args.dmesg == "-" else Path(args.dmesg).read_text(
-                encoding="utf-8", errors="replace")
-        except OSError as err:
-            raise MachineError(f"{source}: {err.strerror}") from None
-        try:
-            memory = memory_map_from_dmesg(text, source)
-        except E820ParseError as err:
-            where = f"{source}:{err.line}" if err.line else source
-            raise MachineError(f"{where}: {err}") from None
+        memory = read_boot_log_map(args.dmesg)
     else:
         memory = read_memory_map(machine_of(args))
+    for oddity in memory.oddities:
+        print(f"warning: {memory.firmware_source}: {oddity}", file=sys.stderr)
     alignment = args.alignment if args.alignment is not None else _configured_alignment(args)
     if args.json:
         sys.stdout.write(dump_json(memmap_document(memory, alignment)))

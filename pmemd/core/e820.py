@@ -2,8 +2,8 @@
 
 ``/sys/firmware/memmap`` is the firmware's map before any ``memmap=`` edits (what placing
 regions reads, so every boot places them alike); ``/proc/iomem`` is this boot's map after
-the edits (addresses need root; its lines are read by :mod:`pmemd.fastpath.iomem`); pasted
-``dmesg`` lines give both (``BIOS-e820:`` the firmware's, ``user:`` the edited one).
+the edits (addresses need root; its lines are read by :mod:`pmemd.fastpath.iomem`); the
+tables the kernel prints at boot give both (read by :mod:`pmemd.core.dmesg`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pmemd.core.ranges import MemRange
+from pmemd.core.u64 import U64Error, parse_hex_u64
+from pmemd.core.visible import visible
 from pmemd.fastpath import iomem
+
+LABEL_LIMIT = 40  # characters of a type's wording kept (the kernel's are under 30)
 
 
 class RangeKind(StrEnum):
@@ -45,6 +49,7 @@ class MemoryMap:
     edited: tuple[E820Entry, ...] | None = None
     edited_source: str | None = None
     kernel_image: tuple[MemRange, ...] = ()  # "Kernel code/rodata/data/bss" of this boot
+    oddities: tuple[str, ...] = ()  # what was odd about the firmware map, as read
 
     @property
     def usable(self) -> tuple[MemRange, ...]:
@@ -99,11 +104,43 @@ def kind_from_label(label: str) -> RangeKind:
     return _SYSFS_KINDS.get(key) or _DMESG_KINDS.get(key) or RangeKind.OTHER
 
 
+def shown_label(label: str) -> str:
+    """A type's wording from outside (sysfs, a paste) as pmemd keeps and prints it: escaped
+    (no terminal control reaches the screen) and short."""
+    return visible(label.strip(), LABEL_LIMIT)
+
+
+# The kernel's type numbers (arch/x86/include/asm/e820/types.h): where entries overlap, the
+# highest wins (e820__update_table).
+E820_TYPES = {
+    RangeKind.USABLE: 1,
+    RangeKind.RESERVED: 2,
+    RangeKind.ACPI: 3,
+    RangeKind.ACPI_NVS: 4,
+    RangeKind.UNUSABLE: 5,
+    RangeKind.PERSISTENT: 7,
+    RangeKind.PERSISTENT_LEGACY: 12,
+    RangeKind.SOFT_RESERVED: 0xEFFFFFFF,
+}
+_TYPE_NUMBER = re.compile(r"type ([0-9]{1,10})", re.ASCII)
+UNKNOWN_TYPE = 1 << 32  # a wording pmemd does not know: above every type, never usable
+
+
+def e820_type(entry: E820Entry) -> int:
+    """The kernel's number for an entry's type (``type 6`` as printed for types it does not
+    name); a wording without a number ranks above all."""
+    known = E820_TYPES.get(entry.kind)
+    if known is not None:
+        return known
+    match = _TYPE_NUMBER.fullmatch(entry.label.strip())
+    return int(match[1]) if match is not None else UNKNOWN_TYPE
+
+
 def _hex(text: str, what: str) -> int:
     try:
-        return int(text.strip(), 16)
-    except ValueError:
-        raise E820ParseError(f"{what}: {text.strip()!r} is not a hexadecimal address") from None
+        return parse_hex_u64(text, prefix=True)
+    except U64Error as err:
+        raise E820ParseError(f"{what}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -123,8 +160,8 @@ def parse_sysfs_memmap(entries: Iterable[SysfsMemmapEntry]) -> tuple[E820Entry, 
         last = _hex(entry.end, f"{entry.name}/end")
         if last < start:
             raise E820ParseError(f"{entry.name}: end 0x{last:x} is below start 0x{start:x}")
-        label = entry.type.strip()
-        parsed.append(E820Entry(MemRange(start, last + 1), kind_from_label(label), label))
+        label = shown_label(entry.type)
+        parsed.append(E820Entry(MemRange(start, last + 1), kind_from_label(entry.type), label))
     return tuple(sorted(parsed, key=lambda e: (e.range.start, e.range.end)))
 
 
@@ -150,65 +187,6 @@ def parse_iomem(text: str) -> IomemMap | None:
     for depth, start, end, name in resources:
         kind = kind_from_label(name)
         if depth == 0 and kind is not RangeKind.OTHER:
-            entries.append(E820Entry(MemRange(start, end), kind, name))
+            entries.append(E820Entry(MemRange(start, end), kind, shown_label(name)))
     image = tuple(MemRange(start, end) for start, end in iomem.kernel_image(resources))
     return IomemMap(tuple(entries), image)
-
-
-_DMESG_NEW = re.compile(
-    r"\b(BIOS-e820|user): \[mem (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\] ([^\r\n]*?)\s*$"
-)
-
-
-_DMESG_OLD = re.compile(
-    r"\b(BIOS-e820|user): ([0-9a-fA-F]{8,16}) - ([0-9a-fA-F]{8,16}) \(([^)]*)\)"
-)
-
-
-@dataclass(frozen=True)
-class DmesgMap:
-    firmware: tuple[E820Entry, ...]
-    edited: tuple[E820Entry, ...] | None
-
-
-def parse_dmesg_e820(text: str) -> DmesgMap:
-    """``BIOS-e820:`` (firmware) and ``user:`` (after memmap=) lines of a dmesg or journal.
-
-    Both the current ``[mem 0x…-0x…] type`` form and the old ``start - end (type)`` form
-    (exclusive end) are read. When the text holds several boots, the last one counts.
-    """
-    blocks: dict[str, list[list[E820Entry]]] = {"BIOS-e820": [], "user": []}
-    for number, line in enumerate(text.splitlines(), 1):
-        entry_source: str
-        match = _DMESG_NEW.search(line)
-        if match is not None:
-            entry_source, first, last, label = match.groups()
-            start, end = int(first, 16), int(last, 16) + 1
-        else:
-            old = _DMESG_OLD.search(line)
-            if old is None:
-                continue
-            entry_source, first, last, label = old.groups()
-            start, end = int(first, 16), int(last, 16)
-        if end <= start:
-            raise E820ParseError(f"empty or reversed range in {line.strip()!r}", number)
-        entry = E820Entry(MemRange(start, end), kind_from_label(label), label.strip())
-        runs = blocks[entry_source]
-        if not runs or entry.range.start <= runs[-1][-1].range.start:
-            runs.append([])  # a new map starts (another boot in the same log)
-        runs[-1].append(entry)
-    if not blocks["BIOS-e820"]:
-        raise E820ParseError("no 'BIOS-e820:' lines found (paste the output of 'dmesg')")
-    firmware = tuple(blocks["BIOS-e820"][-1])
-    edited = tuple(blocks["user"][-1]) if blocks["user"] else None
-    return DmesgMap(firmware, edited)
-
-
-def memory_map_from_dmesg(text: str, source: str) -> MemoryMap:
-    parsed = parse_dmesg_e820(text)
-    return MemoryMap(
-        firmware=parsed.firmware,
-        firmware_source=f"{source} (BIOS-e820)",
-        edited=parsed.edited,
-        edited_source=f"{source} (user)" if parsed.edited is not None else None,
-    )

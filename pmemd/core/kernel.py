@@ -81,3 +81,44 @@ class KernelInfo:
     next_release_reason: str
     next_config: Mapping[str, str] | None  # CONFIG_* of the next kernel, None when unreadable
     next_config_path: str | None
+
+
+@dataclass(frozen=True)
+class CmdlineLimit:
+    """How much of its command line a kernel keeps: ``COMMAND_LINE_SIZE`` bytes with the
+    final NUL (``arch/*/include/{uapi/,}asm/setup.h``); the rest is cut off."""
+
+    arch: str
+    size: int
+    builtin: str = ""  # CONFIG_CMDLINE, put before the bootloader's (CONFIG_CMDLINE_BOOL)
+
+    @property
+    def longest(self) -> int:
+        return self.size - 1
+
+
+# (the option that names the arch, the arch, COMMAND_LINE_SIZE); the first match wins.
+_ARCH_LIMITS = (
+    ("CONFIG_X86_64", "x86_64", 2048),
+    ("CONFIG_X86", "i386", 2048),
+    ("CONFIG_ARM64", "arm64", 2048),
+    ("CONFIG_PPC64", "powerpc", 2048),
+    ("CONFIG_PPC", "powerpc", 2048),
+    ("CONFIG_S390", "s390", 4096),  # CONFIG_COMMAND_LINE_SIZE when set
+)
+DEFAULT_LIMIT = CmdlineLimit("x86_64", 2048)  # memmap=nn!ss (X86_PMEM_LEGACY) is x86's
+
+
+def command_line_limit(config: Mapping[str, str] | None) -> CmdlineLimit:
+    """The limit of the kernel whose build config is ``config`` (x86_64 when unknown)."""
+    if config is None:
+        return DEFAULT_LIMIT
+    builtin = ""
+    if config.get("CONFIG_CMDLINE_BOOL") == "y" and config.get("CONFIG_CMDLINE_OVERRIDE") != "y":
+        builtin = config.get("CONFIG_CMDLINE", "")
+    for option, arch, size in _ARCH_LIMITS:
+        if config.get(option) == "y":
+            configured = config.get("CONFIG_COMMAND_LINE_SIZE", "")
+            own = arch == "s390" and configured.isascii() and configured.isdigit()
+            return CmdlineLimit(arch, int(configured) if own else size, builtin)
+    return CmdlineLimit(DEFAULT_LIMIT.arch, DEFAULT_LIMIT.size, builtin)

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pmemd.core.cmdline import Cmdline
 from pmemd.core.ranges import MemRange
-from pmemd.core.sizes import memparse, render_size
+from pmemd.core.sizes import SUFFIX_SHIFT, U64_MAX, render_size
 
 
 class MemmapKind(StrEnum):
@@ -58,6 +58,44 @@ _KIND_BY_SEPARATOR = {
 }
 
 
+_DIGITS = "0123456789abcdef"  # what lib/kstrtox.c takes as digits: ASCII, either case
+
+
+def _digit(char: str) -> int | None:
+    value = _DIGITS.find(char.lower()) if char.isascii() and len(char) == 1 else -1
+    return value if value >= 0 else None
+
+
+def strtoull(text: str, pos: int = 0) -> tuple[int, int]:
+    """``simple_strtoull(s, &end, 0)``: the base from the prefix (``0x`` followed by a hex
+    digit: 16; a leading ``0``: 8; else 10), ASCII digits only, wrapping at 64 bits.
+    ``end == pos`` when no digit was read."""
+    base = 10
+    if text.startswith("0", pos):
+        base = 8
+        if text[pos + 1 : pos + 2] in ("x", "X") and _digit(text[pos + 2 : pos + 3]) is not None:
+            base, pos = 16, pos + 2
+    value = 0
+    while pos < len(text):
+        digit = _digit(text[pos])
+        if digit is None or digit >= base:
+            break
+        value = (value * base + digit) & U64_MAX
+        pos += 1
+    return value, pos
+
+
+def memparse(text: str, pos: int = 0) -> tuple[int, int]:
+    """``lib/cmdline.c:memparse``: :func:`strtoull`, then one K/M/G/T/P/E in either case,
+    taken even after no digits (``K`` reads as 0 and is consumed); wraps at 64 bits."""
+    value, end = strtoull(text, pos)
+    suffix = text[end : end + 1]
+    shift = SUFFIX_SHIFT.get(suffix.upper()) if suffix.isascii() else None
+    if shift is not None:
+        value, end = (value << shift) & U64_MAX, end + 1
+    return value, end
+
+
 def parse_memmap_item(text: str) -> MemmapItem:
     """One item, following ``arch/x86/kernel/e820.c:parse_memmap_one``."""
     if text.startswith("exactmap"):
@@ -73,14 +111,16 @@ def parse_memmap_item(text: str) -> MemmapItem:
     start, end = memparse(text, end + 1)
     if kind is MemmapKind.RETYPE:
         end = _skip_retype_types(text, end)
+        if end != len(text):  # checked before anything is applied
+            return MemmapItem(text, MemmapKind.INVALID, junk=text)
     return MemmapItem(text, kind, size=size, start=start, junk=text[end:])
 
 
 def _skip_retype_types(text: str, pos: int) -> int:
-    """``nn%ss-old+new``: the type numbers after the range."""
+    """``nn%ss-old+new``: the type numbers after the range (plain numbers, no suffix)."""
     for marker in ("-", "+"):
         if text.startswith(marker, pos):
-            _, pos = memparse(text, pos + 1)
+            _, pos = strtoull(text, pos + 1)
     return pos
 
 

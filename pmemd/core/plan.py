@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pmemd.core.cmdline import Cmdline
+from pmemd.core.cmdline_length import cmdline_length_problems
 from pmemd.core.devices import DeviceState, PmemDevice, RegionDevice, match_region
 from pmemd.core.devices import unmatched_devices as devices_elsewhere
 from pmemd.core.facts import MachineFacts
@@ -121,6 +122,9 @@ def plan(config: Config, facts: MachineFacts, *, owned: Iterable[str] = (),
     changes, foreign, conflicts = _changes(config, regions, target, owned_args)
     problems += conflicts
     problems += _memory_problems(config, facts, placed)
+    problems += cmdline_length_problems(
+        config, facts, target, add=[c.argument for c in changes if c.action is ChangeAction.ADD],
+        remove={c.argument for c in changes if c.action is ChangeAction.REMOVE})
     filesystems = _filesystems_this_boot(regions, facts)
     warnings = [*foreign_findings(foreign),
                 *kaslr_findings(config, facts, placed, len(foreign)),

@@ -30,6 +30,17 @@ class IomemFormatError(ValueError):
         self.line = line
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _address(text: str) -> int:
+    """An address as iomem prints it (``%0*llx``: 8 or 16 digits, never more than 64 bits);
+    ``int()`` alone would also take a sign, ``_`` and non-ASCII digits."""
+    if not 0 < len(text) <= 16 or not _HEX.issuperset(text):
+        raise ValueError(text)
+    return int(text, 16)
+
+
 def _resource(line: str, number: int) -> Resource:
     stripped = line.lstrip(" ")
     indent = len(line) - len(stripped)
@@ -38,9 +49,10 @@ def _resource(line: str, number: int) -> Resource:
     try:
         if not separator or not dash or indent % 2:
             raise ValueError
-        start, end = int(first, 16), int(last, 16) + 1
+        start, end = _address(first), _address(last) + 1
     except ValueError:
-        raise IomemFormatError(f"not an iomem line: {line.strip()!r}", number) from None
+        shown = line.strip()[:80].encode("unicode_escape").decode("ascii")
+        raise IomemFormatError(f"not an iomem line: '{shown}'", number) from None
     return indent // 2, start, end, name
 
 

@@ -1,6 +1,7 @@
 """The memory map of a machine: the firmware's (``/sys/firmware/memmap``, what placing
 regions reads) and this boot's (``/proc/iomem``, root only), typed by
-:mod:`pmemd.core.e820`. The generator reads the firmware map through here alone."""
+:mod:`pmemd.core.e820` and read as the kernel reads a firmware table
+(:mod:`pmemd.core.e820_table`). The generator reads the firmware map through here alone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pmemd.core.e820 import (
     parse_iomem,
     parse_sysfs_memmap,
 )
+from pmemd.core.e820_table import normalise
 from pmemd.errors import MachineError
 from pmemd.machine.root import Machine
 
@@ -33,12 +35,13 @@ def read_firmware_map(machine: Machine) -> MemoryMap:
             fields[name] = text
         entries.append(SysfsMemmapEntry(directory.name, **fields))
     try:
-        firmware = parse_sysfs_memmap(entries)
+        table = normalise(parse_sysfs_memmap(entries))
     except E820ParseError as err:
         raise MachineError(f"{base}/{err}") from None
-    if not firmware:
+    if not table.entries:
         raise MachineError(f"{base}: empty firmware memory map")
-    return MemoryMap(firmware=firmware, firmware_source=str(base))
+    return MemoryMap(firmware=table.entries, firmware_source=str(base),
+                     oddities=table.oddities)
 
 
 def read_memory_map(machine: Machine) -> MemoryMap:
@@ -60,4 +63,5 @@ def read_memory_map(machine: Machine) -> MemoryMap:
         edited=this_boot.entries,
         edited_source=str(machine.iomem),
         kernel_image=this_boot.kernel_image,
+        oddities=firmware.oddities,
     )

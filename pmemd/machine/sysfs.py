@@ -16,6 +16,7 @@ from pathlib import Path
 from pmemd.core.devices import DeviceFacts, NdRegion, PmemDevice
 from pmemd.core.mounts import MountEntry
 from pmemd.core.ranges import MemRange
+from pmemd.core.u64 import U64Error, parse_dec_u64, parse_hex_u64
 from pmemd.errors import MachineError
 from pmemd.machine.root import PMEM_LINK_DIR, Machine
 
@@ -47,19 +48,20 @@ def _attr(path: Path) -> str | None:
         raise MachineError(f"{path}: {err.strerror}") from None
 
 
-def _number(path: Path, base: int = 0) -> int | None:
+def _number(path: Path, *, hexadecimal: bool = False) -> int | None:
+    """A sysfs number as the kernel writes it: ``%#llx`` (``resource``) or ``%llu``."""
     text = _attr(path)
     if text is None:
         return None
     try:
-        return int(text, base)
-    except ValueError:
-        raise MachineError(f"{path}: expected a number, got {text!r}") from None
+        return parse_hex_u64(text, prefix=True) if hexadecimal else parse_dec_u64(text)
+    except U64Error as err:
+        raise MachineError(f"{path}: {err}") from None
 
 
 def _range(directory: Path) -> MemRange | None:
     """A namespace's or region's physical range from its ``resource`` and ``size``."""
-    start = _number(directory / "resource", 16)
+    start = _number(directory / "resource", hexadecimal=True)
     size = _number(directory / "size")
     if start is None or size is None:
         return None

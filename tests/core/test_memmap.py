@@ -7,11 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pmemd.core.cmdline import parse_cmdline
+from pmemd.core.dmesg import parse_dmesg_e820
 from pmemd.core.e820 import (
     E820ParseError,
     RangeKind,
     SysfsMemmapEntry,
-    parse_dmesg_e820,
     parse_iomem,
     parse_sysfs_memmap,
 )
@@ -123,7 +123,7 @@ def test_sysfs_entries_are_sorted_and_typed() -> None:
 
 
 @pytest.mark.parametrize(("entry", "message"), [
-    (SysfsMemmapEntry("0", "zero", "0x9fbff", "System RAM"), "not a hexadecimal address"),
+    (SysfsMemmapEntry("0", "zero", "0x9fbff", "System RAM"), "is not a hexadecimal"),
     (SysfsMemmapEntry("0", "0x9fbff", "0x0", "System RAM"), "is below start"),
 ])
 def test_sysfs_bad_entries(entry: SysfsMemmapEntry, message: str) -> None:
