@@ -98,8 +98,12 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None,
     path = _target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = like if like is not None else metadata_of(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.pmemd-{os.getpid()}-",
-                                    suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.pmemd-{os.getpid()}-",
+                                        suffix=".tmp", dir=path.parent)
+    except OSError as err:  # named for the file to write, not the temporary it tried
+        err.filename = str(path)
+        raise
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:

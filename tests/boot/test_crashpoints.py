@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -280,3 +281,37 @@ def test_every_crash_point_and_io_error_with_the_real_update_grub(
               (*KILLS, *ERRORS)]
     report(sweeps_of(change, pristine, tmp_path / "work", faults), reliability,
            "reconcile, update-grub (real, Debian 12 root)")
+
+
+# --- a read-only /boot ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("distro", "tools", "bootloader"), [
+    ("fedora39", ("grubby",), "auto"),
+    ("sle15", ("grub2-mkconfig",), "grub2-mkconfig"),
+    ("debian12-systemd-boot", (), "auto"),
+])
+def test_a_read_only_boot_fails_cleanly_and_changes_nothing(
+        tree: Tree, tmp_path: Path, distro: str, tools: tuple[str, ...], bootloader: str
+        ) -> None:
+    """/boot mounted read-only (a real read-only bind mount): the change fails with exit 1
+    and a message naming a file under /boot and the error; every bootloader file and
+    pmemd's state stay as they were, and once /boot is writable the next run converges."""
+    with with_standins(tree(distro), *tools) as root:
+        change, pristine = prepare(root, tmp_path / "work", TREE_PARTS, bootloader=bootloader)
+        boot = root / "boot"
+        subprocess.run(["mount", "--bind", str(boot), str(boot)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(boot)], check=True)
+            done = run_pmemd(*change.argv)
+        finally:
+            subprocess.run(["umount", str(boot)], check=True)
+        assert done.returncode == FAILURE, done.stdout + done.stderr
+        assert f"{boot}/" in done.stderr and "Read-only file system" in done.stderr
+        assert ".tmp:" not in done.stderr  # the file pmemd meant to write, not its temporary
+        assert PMEMD_TRACEBACK not in done.stderr
+        assert lasting(change.files()) == change.lasting
+        assert default_args(root) == change.old
+        again = run_pmemd(*change.recover)
+        assert again.returncode in (0, 5), again.stderr
+        assert change.consistent() is None
+        pristine.restore()
