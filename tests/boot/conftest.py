@@ -154,14 +154,34 @@ def tree(tmp_path: Path) -> Callable[..., Path]:
 # --- the real Debian root ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def debian_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DebianRoot]:
+@contextmanager
+def installed_debian(workdir: Path) -> Iterator[DebianRoot]:
+    """A Debian root as installed: the example machine's kernel config, update-grub run."""
     if os.geteuid() != 0:
         pytest.fail("the Debian root needs root (loop devices, mounts, chroot)")
-    with debian_root(tmp_path_factory.mktemp("debian")) as root:
+    with debian_root(workdir) as root:
         kernel_config = next((MACHINES / "server-16g" / "boot").glob("config-*"))
         shutil.copy(kernel_config, root.file(f"/boot/{kernel_config.name}"))
         root.update_grub()
+        yield root
+
+
+@contextmanager
+def with_facts(root: DebianRoot, facts: Path) -> Iterator[tuple[DebianRoot, Path]]:
+    """``root`` with a copy (in ``facts``) of the 16 GiB example machine's facts bound over
+    its /proc and /sys files: ``(root, facts)``."""
+    shutil.copytree(MACHINES / "server-16g", facts)
+    boot_id = facts / "proc/sys/kernel/random/boot_id"
+    boot_id.parent.mkdir(parents=True, exist_ok=True)
+    boot_id.write_text("6b1f0c6e-5f57-4a57-9d43-3c1c1f0d2b11\n")
+    with ExitStack() as stack:
+        bind_facts(stack, root, facts)
+        yield root, facts
+
+
+@pytest.fixture(scope="module")
+def debian_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DebianRoot]:
+    with installed_debian(tmp_path_factory.mktemp("debian")) as root:
         root.remember("/etc/default/grub", "/etc/default/grub.d/pmemd.cfg",
                       "/boot/grub/grub.cfg", "/boot/grub/grubenv", "/etc/pmemd.yaml",
                       "/etc/grub.d/45_broken", "/etc/kernel/cmdline", "/etc/kernel/install.conf",
@@ -173,15 +193,9 @@ def debian_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DebianRo
 def debian(debian_module: DebianRoot, tmp_path: Path) -> Iterator[tuple[DebianRoot, Path]]:
     """The Debian root as installed (update-grub run once), with a copy of the 16 GiB
     example machine's facts bound over its /proc and /sys files: ``(root, facts)``."""
-    facts = tmp_path / "facts"
-    shutil.copytree(MACHINES / "server-16g", facts)
-    boot_id = facts / "proc/sys/kernel/random/boot_id"
-    boot_id.parent.mkdir(parents=True, exist_ok=True)
-    boot_id.write_text("6b1f0c6e-5f57-4a57-9d43-3c1c1f0d2b11\n")
     debian_module.reset()
-    with ExitStack() as stack:
-        bind_facts(stack, debian_module, facts)
-        yield debian_module, facts
+    with with_facts(debian_module, tmp_path / "facts") as both:
+        yield both
     debian_module.reset()
 
 

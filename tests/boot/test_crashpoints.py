@@ -33,7 +33,15 @@ from pmemd.boot.detect import detect
 from pmemd.boot.reconcile import reconcile
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
-from tests.boot.conftest import BACKUPS, config_text, snapshot, with_standins, write_config
+from tests.boot.conftest import (
+    BACKUPS,
+    config_text,
+    installed_debian,
+    snapshot,
+    with_facts,
+    with_standins,
+    write_config,
+)
 from tests.boot.crashpoints import Fault, Injected, Pristine, Sweep, sweep
 from tests.boot.debianroot import DebianRoot
 from tests.conftest import REPO, run_pmemd
@@ -274,13 +282,24 @@ def test_every_crash_point_and_io_error_with_the_real_update_grub(
         debian: tuple[DebianRoot, Path], tmp_path: Path,
         reliability: Callable[[Figure], None]) -> None:
     """update-grub's own processes write grub.cfg with hundreds of write() calls each: the
-    write sweeps hit pmemd only; renames, fsyncs and unlinks hit update-grub's too."""
-    root, _ = debian
-    change, pristine = prepare(root.root, tmp_path / "work", DEBIAN_PARTS)
+    write sweeps hit pmemd only; renames, fsyncs and unlinks hit update-grub's too. Two
+    Debian roots (the module's and one more) share the faults."""
     faults = [Fault(f.syscall, f.action, follow=f.syscall != "write") for f in
               (*KILLS, *ERRORS)]
-    report(sweeps_of(change, pristine, tmp_path / "work", faults), reliability,
-           "reconcile, update-grub (real, Debian 12 root)")
+
+    def worker(index: int) -> list[Sweep]:
+        with contextlib.ExitStack() as stack:
+            (tmp_path / "second").mkdir(exist_ok=True)
+            root = debian[0] if index == 0 else stack.enter_context(with_facts(
+                stack.enter_context(installed_debian(tmp_path / "second")),
+                tmp_path / "second-facts"))[0]
+            work = tmp_path / f"work{index}"
+            change, pristine = prepare(root.root, work, DEBIAN_PARTS)
+            return sweeps_of(change, pristine, work, faults[index::WORKERS])
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        sweeps = [s for done in pool.map(worker, range(WORKERS)) for s in done]
+    report(sweeps, reliability, "reconcile, update-grub (real, Debian 12 root)")
 
 
 # --- a read-only /boot ------------------------------------------------------------------------
