@@ -32,7 +32,7 @@ from pmemd.core.model import (
 from pmemd.core.ranges import MemRange
 from pmemd.core.sizes import render_size
 from pmemd.core.yamltree import Node, TreeReader, read_document
-from pmemd.errors import ConfigError, Location, NoSuchRegion, Problem
+from pmemd.errors import ConfigError, Location, NoSuchRegion, Problem, quoted
 
 SUPPORTED_VERSION = 1
 NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
@@ -206,7 +206,7 @@ def _read_region(reader: TreeReader, key: str, node: Node, index: int,
     name = reader.string(f"{key}.name", name_node) if name_node else None
     if name is not None and name_node is not None and not NAME_PATTERN.fullmatch(name):
         reader.at(f"{key}.name", name_node,
-                  f"{name!r} is not a valid region name: use 1-32 characters of a-z, 0-9 and "
+                  f"{quoted(name)} is not a valid region name: use 1-32 characters of a-z, 0-9 and "
                   "'-', starting and ending with a letter or digit")
     size_node = reader.require(key, node, entries, "size")
     size = reader.size(f"{key}.size", size_node) if size_node else None
@@ -259,19 +259,19 @@ def _read_filesystem(reader: TreeReader, key: str, node: Node, size: int | None
 def mountpoint_problem(path: str) -> str | None:
     """Why ``path`` cannot be a pmem mountpoint, or ``None``."""
     if not path.startswith("/"):
-        return f"{path!r} is not an absolute path"
+        return f"{quoted(path)} is not an absolute path"
     if any(ord(char) < 32 or ord(char) == 127 for char in path):
-        return f"{path!r} contains control characters"
+        return f"{quoted(path)} contains control characters"
     normal = posixpath.normpath(path)
     if normal.startswith("//"):
         normal = normal[1:]
     if normal != path:
-        return f"{path!r} is not normalized; write {normal!r}"
+        return f"{quoted(path)} is not normalized; write {quoted(normal)}"
     if path in FORBIDDEN_EXACT:
-        return f"{path!r} would hide the system's own {path!r}; use a directory of its own"
+        return f"{quoted(path)} would hide the system's own {path!r}; use a directory of its own"
     for tree in FORBIDDEN_TREES:
         if path == tree or path.startswith(tree + "/"):
-            return f"{path!r} is at or under {tree}, which belongs to the system"
+            return f"{quoted(path)} is at or under {tree}, which belongs to the system"
     return None
 
 
@@ -289,11 +289,11 @@ def _read_options(reader: TreeReader, key: str, node: Node | None) -> tuple[str,
         word = option.split("=", 1)[0]
         if not option or re.search(r"[\s,\"'\\]", option):
             reader.at(f"{key}[{index}]", item,
-                      f"{option!r} is not one mount option (no commas, spaces, quotes or "
+                      f"{quoted(option)} is not one mount option (no commas, spaces, quotes or "
                       "backslashes; list each option separately)")
         elif word in ("dax", "nodax"):
             reader.at(f"{key}[{index}]", item,
-                      f"{option!r}: pmemd sets the DAX option itself (dax=always)")
+                      f"{quoted(option)}: pmemd sets the DAX option itself (dax=always)")
         else:
             options.append(option)
     return tuple(options)

@@ -18,6 +18,7 @@ from pmemd.core.plan import ChangeAction, Plan, PlanState
 from pmemd.core.ranges import MemRange, aligned_parts, subtract
 from pmemd.core.sizes import format_bytes, render_size
 from pmemd.core.text import table
+from pmemd.errors import render_problems
 
 DOCUMENT_VERSION = 1
 STATE_TEXT = {
@@ -210,7 +211,7 @@ def render_plan_text(plan: Plan, config: Config, kernel: KernelInfo, machine: st
                 for d in plan.unmatched_devices]
     if plan.problems:
         out += ["", "Problems:"]
-        out += ["  " + p.render().replace("\n", "\n  ") for p in plan.problems]
+        out.append("  " + render_problems(plan.problems).replace("\n", "\n  "))
     out += ["", f"State: {STATE_TEXT[plan.state]}"]
     if moving and not plan.problems:
         out.append(f"       {len(moving)} command-line change(s); a reboot makes them take effect")

@@ -13,6 +13,8 @@ Two readers share one model of ``lib/cmdline.c``:
 
 from __future__ import annotations
 
+from pmemd.errors import quoted
+
 U64_MAX = (1 << 64) - 1
 # Suffix -> shift, as memparse's fallthrough switch applies them.
 SUFFIX_SHIFT = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
@@ -81,28 +83,28 @@ def parse_size(text: str, *, allow_zero: bool = False) -> int:
     if not stripped:
         raise SizeError("empty size; write a number with an optional K, M, G, T, P or E suffix")
     if stripped[0] in "+-":
-        raise SizeError(f"{stripped!r} is not a size: sizes cannot be signed", lead)
+        raise SizeError(f"{quoted(stripped)} is not a size: sizes cannot be signed", lead)
     if stripped[0] == "0" and len(stripped) > 1 and stripped[1] not in "xXkKmMgGtTpPeE":
         raise SizeError(
-            f"{stripped!r} has a leading zero, which the kernel reads as octal; "
+            f"{quoted(stripped)} has a leading zero, which the kernel reads as octal; "
             "drop the zero (or write hex as 0x…)",
             lead,
         )
     exact, end = _read_size(stripped, 0)
     if end == 0:
         raise SizeError(
-            f"{stripped!r} is not a size; write a number with an optional K, M, G, T, P or E "
+            f"{quoted(stripped)} is not a size; write a number with an optional K, M, G, T, P or E "
             "suffix, e.g. 4G",
             lead,
         )
     if end != len(stripped):
         raise SizeError(
-            f"{stripped!r} is not a size: unexpected {stripped[end:]!r} after {stripped[:end]!r}"
-            " (suffixes are K, M, G, T, P, E)",
+            f"{quoted(stripped)} is not a size: unexpected {quoted(stripped[end:])} after "
+            f"{quoted(stripped[:end])} (suffixes are K, M, G, T, P, E)",
             lead + end,
         )
     if exact > U64_MAX:
-        raise SizeError(f"{stripped!r} does not fit in 64 bits", lead)
+        raise SizeError(f"{quoted(stripped)} does not fit in 64 bits", lead)
     if exact == 0 and not allow_zero:
         raise SizeError("size must be greater than zero", lead)
     return exact

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from pmemd.core.sizes import SizeError, format_bytes, parse_size
-from pmemd.errors import Location, Problem
+from pmemd.errors import Location, Problem, quoted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class Node:
             return f"a {self.kind}"
         if self.is_null:
             return "nothing (null)"
-        return f"{self.text!r}"
+        return quoted(self.text)
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class TreeReader:
             if name in entries:
                 first = entries[name]
                 self.at(child, key_node,
-                        f"duplicate key {name!r} (first set on line {first.line})")
+                        f"duplicate key {quoted(name)} (first set on line {first.line})")
                 continue
             if name not in allowed:
                 import difflib  # only for this message: keeps the generator's start-up lean
@@ -224,7 +224,7 @@ class TreeReader:
                 hint = difflib.get_close_matches(name, allowed, n=1)
                 known = (f"did you mean {hint[0]!r}?" if hint
                          else "known keys: " + ", ".join(allowed))
-                self.at(child, key_node, f"unknown key {name!r}; {known}")
+                self.at(child, key_node, f"unknown key {quoted(name)}; {known}")
                 continue
             entries[name] = value
             self.locations[child] = (value.line, value.column)

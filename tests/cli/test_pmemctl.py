@@ -195,3 +195,16 @@ def test_status_of_an_invalid_config_still_shows_the_boot(bus: PrivateBus, workd
         assert f"     Bootloader: {bootloader}" in done.stdout, done.stdout
         assert "      Next boot: no memmap= option" in lines  # nothing is desired yet
         assert any(line.startswith("        Problem: ") for line in lines)
+
+
+def test_validate_of_many_problems_on_one_line_is_a_bounded_reply(
+        bus: PrivateBus, service: Running, workdir: Path) -> None:
+    """8 KB sent by anyone: the reply used to be ~48 MB (every problem with the whole line),
+    which the bus refused, taking the service off it."""
+    config = workdir / "long.yaml"
+    config.write_text("version: 1\nregions: [" + ",".join(["x"] * 4_000) + "]\n")
+    done = pmemctl(bus, "validate", str(config), nobody=True)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stderr.startswith(f"{config}:2:")
+    assert len(done.stderr) < 64 * 1024
+    assert pmemctl(bus, "status").returncode == 0  # still there for everyone else

@@ -1,0 +1,45 @@
+"""pmemd on hostile and careless input, as a user runs it: every bad input is a clear,
+located error with the documented exit status, bounded in what it writes and the memory
+it takes, and never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MACHINES
+from tests.hostile import pmemd_argv, run_measured
+
+SERVER = str(MACHINES / "server-16g")
+# What pmemd may cost on any input here: a safety bound, far above a normal run (about
+# 20 MiB peak and a few hundred bytes written).
+OUTPUT_BOUND = 64 * 1024
+RSS_BOUND_KIB = 100 * 1024
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# Many problems on one long line: each used to be shown with the whole line.
+LONG_LINES = {
+    # 8,000 regions (16 KB): 193 MB written, 600 MB peak before; now over the region limit
+    "8000 regions": "version: 1\nregions: [" + ",".join(["x"] * 8_000) + "]\n",
+    # 1,000 bad regions, under the limit: 1,000 problems on one 2 KB line
+    "1000 regions": "version: 1\nregions: [" + ",".join(["x"] * 1_000) + "]\n",
+    # 20,000 unknown keys on one 120 KB line
+    "20000 keys": "version: 1\nboot: {" + ", ".join(f"k{i}: 1" for i in range(20_000)) + "}\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(LONG_LINES))
+def test_problems_on_a_long_line_have_bounded_output(case: str, tmp_path: Path) -> None:
+    config = write(tmp_path / "pmemd.yaml", LONG_LINES[case])
+    done = run_measured(pmemd_argv("validate", "--root", SERVER, "--config", str(config)))
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stderr.startswith(f"{config}:2:")
+    assert "Traceback" not in done.stderr
+    assert done.output_bytes < OUTPUT_BOUND, done.output_bytes
+    assert done.max_rss_kib < RSS_BOUND_KIB, done.max_rss_kib
