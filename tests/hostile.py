@@ -6,6 +6,8 @@ suite ever started)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -45,10 +47,19 @@ class Measured:
 
 
 def run_measured(argv: list[str], timeout: float = 60) -> Measured:
-    """``argv`` run from the repository, with what it wrote and its peak memory."""
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, json.dumps(argv)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, check=True)
-    return Measured(**json.loads(done.stdout))
+    """``argv`` run from the repository, with what it wrote and its peak memory; past
+    ``timeout`` the wrapper and the command are killed (their own process group)."""
+    with subprocess.Popen([sys.executable, "-c", _WRAPPER, json.dumps(argv)], cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as wrapper:
+        try:
+            out, err = wrapper.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(wrapper.pid, signal.SIGKILL)
+            wrapper.communicate()
+            raise
+    assert wrapper.returncode == 0, err
+    return Measured(**json.loads(out))
 
 
 def pmemd_argv(*args: str) -> list[str]:

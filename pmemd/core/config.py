@@ -29,12 +29,14 @@ from pmemd.core.model import (
     RebootPolicy,
     Region,
 )
+from pmemd.core.overlaps import KeptRanges
 from pmemd.core.ranges import MemRange
 from pmemd.core.sizes import render_size
 from pmemd.core.yamltree import Node, TreeReader, read_document
 from pmemd.errors import ConfigError, Location, NoSuchRegion, Problem, quoted
 
 SUPPORTED_VERSION = 1
+MAX_REGIONS = 1024
 NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 # Mountpoints that would hide the running system: refused at or below these ...
 FORBIDDEN_TREES = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin",
@@ -185,6 +187,11 @@ def _read_regions(reader: TreeReader, node: Node | None,
     if node.kind != "sequence":
         reader.at("regions", node, f"expected a list of regions, got {node.describe()}")
         return ()
+    if len(node.items) > MAX_REGIONS:
+        reader.at("regions", node,
+                  f"{len(node.items)} regions; pmemd manages at most {MAX_REGIONS} (the "
+                  "kernel command line holds about a hundred memmap= options)")
+        return ()
     regions = []
     for index, item in enumerate(node.items):
         reader.region = index
@@ -303,7 +310,8 @@ def _check_regions_together(reader: TreeReader, node: Node, regions: list[Region
     """Problems between regions; each is the later region's, so the earlier stays usable."""
     seen_names: dict[str, Region] = {}
     seen_mounts: dict[str, Region] = {}
-    placed: list[tuple[Region, MemRange]] = []
+    ranges = {r.index: MemRange.sized(r.offset, r.size) for r in regions if r.offset is not None}
+    placed: KeptRanges[Region] = KeptRanges(ranges.values())
     for region in regions:
         key = f"regions[{region.index}]"
         item = node.items[region.index]
@@ -317,18 +325,18 @@ def _check_regions_together(reader: TreeReader, node: Node, regions: list[Region
         if other is not None:
             _at_key(reader, f"{key}.filesystem.mountpoint", item, region.index,
                     f"mountpoint {mount!r} is also used by region {other.name!r}")
-        rng = MemRange.sized(region.offset, region.size) if region.offset is not None else None
-        for other_region, other_range in placed:
-            if rng is not None and rng.overlaps(other_range):
-                _at_key(reader, f"{key}.offset", item, region.index,
-                        f"{rng} overlaps region {other_region.name!r} ({other_range})")
+        rng = ranges.get(region.index)
+        hits = placed.overlapping(rng) if rng is not None else []
+        for other_region in sorted(hits, key=lambda r: r.index):  # in file order
+            _at_key(reader, f"{key}.offset", item, region.index,
+                    f"{rng} overlaps region {other_region.name!r} ({ranges[other_region.index]})")
         if len(reader.problems) != count:
             continue  # left out: it must not make the regions after it look bad too
         seen_names[region.name] = region
         if mount is not None:
             seen_mounts[mount] = region
         if rng is not None:
-            placed.append((region, rng))
+            placed.keep(rng, region)
 
 
 def _at_key(reader: TreeReader, key: str, fallback: Node, region: int, message: str) -> None:

@@ -43,3 +43,17 @@ def test_problems_on_a_long_line_have_bounded_output(case: str, tmp_path: Path) 
     assert "Traceback" not in done.stderr
     assert done.output_bytes < OUTPUT_BOUND, done.output_bytes
     assert done.max_rss_kib < RSS_BOUND_KIB, done.max_rss_kib
+
+
+def test_too_many_regions_is_one_clear_error(tmp_path: Path) -> None:
+    """24,500 pinned regions in 1 MiB: about 20 s of comparing pairs before."""
+    lines = ["version: 1", "memory: {alignment: 2M}", "regions:"]
+    lines += [f"- {{name: r{i}, size: 2M, offset: {(i + 1) * 2}M}}" for i in range(24_500)]
+    config = write(tmp_path / "pmemd.yaml", "\n".join(lines) + "\n")
+    done = run_measured(pmemd_argv("validate", "--root", SERVER, "--config", str(config)),
+                        timeout=10)  # a safety bound: it takes about 1 s
+    assert done.returncode == 3
+    assert done.stderr.startswith(f"{config}:4:1: regions: 24500 regions; pmemd manages at "
+                                  "most 1024")
+    assert done.stderr.count("\n") == 3  # the problem, its line and the caret
+    assert done.max_rss_kib < RSS_BOUND_KIB
