@@ -219,3 +219,33 @@ def quoted(text: str) -> str:
     if len(text) <= QUOTED_MAX:
         return repr(text)
     return f"{text[:QUOTED_MAX - 20]!r}… ({len(text)} characters)"
+
+
+# --- files pmemd is given to read ---------------------------------------------------------
+
+
+class UnreadableFile(MachineError):
+    """A file pmemd was given (its config) cannot be read as one; ``reason`` says why
+    without the path (``Permission denied``, ``is a FIFO, not a regular file``)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class FileMissing(UnreadableFile):
+    """There is no file at the path (or a directory on the way is not one)."""
+
+
+class NotRegularFile(UnreadableFile):
+    """The path names a FIFO, a device, a directory, a socket or a loop of symbolic links:
+    nothing pmemd reads, since reading it could wait forever or never end."""
+
+
+class FileTooLarge(UnreadableFile):
+    """The file is larger than pmemd reads; ``limit`` is that size in bytes."""
+
+    def __init__(self, path: str, reason: str, limit: int) -> None:
+        super().__init__(path, reason)
+        self.limit = limit

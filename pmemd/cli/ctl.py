@@ -23,11 +23,15 @@ from pmemd.service.client import BusError, Client
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
     from typing import Any
 
     from pmemd.cli.ttyagent import TtyAgent
 
 OK, FAILURE, USAGE, INVALID_CONFIG = 0, 1, 2, 3  # exit statuses (pmemctl(1))
+# The largest config pmemd reads (pmemd.core.yamltree.MAX_CONFIG_BYTES, which pmemctl does
+# not import: a test holds the two equal).
+CONFIG_LIMIT = 1 << 20
 
 
 class CtlError(Exception):
@@ -154,10 +158,7 @@ def cmd_validate(session: Session, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     path = Path(args.file)
-    try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as err:
-        raise CtlError(f"{path}: {err.strerror}") from None
+    text = _read_config_file(path)
     try:
         [rows] = session.read(api.VALIDATE, api.MANAGER_PATH, text)
     except CtlError as err:
@@ -180,6 +181,19 @@ def cmd_validate(session: Session, args: argparse.Namespace) -> int:
             print(f"warning: {warning.message}", file=sys.stderr)
         print(f"{path}: valid")
     return OK
+
+
+def _read_config_file(path: Path) -> str:
+    """The text of the config file ``path``, read as pmemd reads its own: a regular file of
+    at most :data:`CONFIG_LIMIT` bytes."""
+    from pmemd.errors import UnreadableFile
+    from pmemd.machine.files import read_regular
+
+    try:
+        data = read_regular(path, CONFIG_LIMIT)
+    except UnreadableFile as err:
+        raise CtlError(str(err)) from None
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _region_path(session: Session, name: str) -> str:

@@ -4,6 +4,7 @@ it takes, and never a traceback."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,42 @@ def test_too_many_regions_is_one_clear_error(tmp_path: Path) -> None:
                                   "most 1024")
     assert done.stderr.count("\n") == 3  # the problem, its line and the caret
     assert done.max_rss_kib < RSS_BOUND_KIB
+
+
+# --- what the config path may be -----------------------------------------------------------
+
+
+def test_a_fifo_as_the_config_is_refused_not_waited_for(tmp_path: Path) -> None:
+    fifo = tmp_path / "pmemd.yaml"
+    os.mkfifo(fifo)
+    done = run_measured(pmemd_argv("validate", "--root", SERVER, "--config", str(fifo)),
+                        timeout=20)  # it used to wait forever for a writer
+    assert done.returncode == 3
+    assert done.stderr == f"{fifo}:1:1: is a FIFO, not a regular file\n"
+
+
+def test_a_device_as_the_config_is_refused_not_read(tmp_path: Path) -> None:
+    done = run_measured(pmemd_argv("plan", "--root", SERVER, "--config", "/dev/zero"),
+                        timeout=20)
+    assert done.returncode == 3
+    assert done.stderr == "/dev/zero:1:1: is a character device, not a regular file\n"
+    assert done.max_rss_kib < RSS_BOUND_KIB
+
+
+def test_a_config_over_the_size_limit_says_the_limit(tmp_path: Path) -> None:
+    config = tmp_path / "pmemd.yaml"
+    config.write_bytes(b"version: 1\n" + b"#" * (5 << 20) + b"\n")
+    done = run_measured(pmemd_argv("validate", "--root", SERVER, "--config", str(config)))
+    assert done.returncode == 3
+    assert done.stderr == (f"{config}:1:1: larger than 1 MiB (1048576 bytes), the most pmemd "
+                           f"reads: {config.stat().st_size} bytes\n")
+    assert done.max_rss_kib < RSS_BOUND_KIB
+
+
+def test_the_config_under_the_root_as_a_fifo(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    os.mkfifo(root / "etc" / "pmemd.yaml")
+    done = run_measured(pmemd_argv("validate", "--root", str(root)), timeout=20)
+    assert done.returncode == 3
+    assert done.stderr == f"{root}/etc/pmemd.yaml:1:1: is a FIFO, not a regular file\n"

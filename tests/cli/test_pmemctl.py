@@ -4,6 +4,7 @@ JSON everywhere, exit statuses, and clear words when the service is absent or sa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -208,3 +209,27 @@ def test_validate_of_many_problems_on_one_line_is_a_bounded_reply(
     assert done.stderr.startswith(f"{config}:2:")
     assert len(done.stderr) < 64 * 1024
     assert pmemctl(bus, "status").returncode == 0  # still there for everyone else
+
+
+@pytest.mark.parametrize("what", ["fifo", "/dev/zero", "directory"])
+def test_validate_reads_only_a_regular_file_of_bounded_size(bus: PrivateBus, service: Running,
+                                                            workdir: Path, what: str) -> None:
+    """/dev/zero used to end in a MemoryError, a FIFO in a wait without end."""
+    path = {"fifo": workdir / "fifo", "/dev/zero": Path("/dev/zero"),
+            "directory": workdir}[what]
+    if what == "fifo":
+        os.mkfifo(path)
+    done = pmemctl(bus, "validate", str(path))
+    kind = {"fifo": "a FIFO", "/dev/zero": "a character device", "directory": "a directory"}
+    assert (done.returncode, done.stderr) == (
+        1, f"pmemctl: {path}: is {kind[what]}, not a regular file\n")
+
+
+def test_validate_refuses_a_file_over_the_size_limit(bus: PrivateBus, service: Running,
+                                                     workdir: Path) -> None:
+    big = workdir / "big.yaml"
+    big.write_bytes(b"version: 1\n" + b"#" * (2 << 20) + b"\n")
+    done = pmemctl(bus, "validate", str(big))
+    assert (done.returncode, done.stderr) == (
+        1, f"pmemctl: {big}: larger than 1 MiB (1048576 bytes), the most pmemd reads: "
+           f"{big.stat().st_size} bytes\n")
