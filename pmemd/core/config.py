@@ -32,6 +32,7 @@ from pmemd.core.model import (
 from pmemd.core.overlaps import KeptRanges
 from pmemd.core.ranges import MemRange
 from pmemd.core.sizes import render_size
+from pmemd.core.units import mountpoint_unit_problem
 from pmemd.core.yamltree import Node, TreeReader, read_document
 from pmemd.errors import ConfigError, Location, NoSuchRegion, Problem, quoted
 
@@ -39,10 +40,13 @@ SUPPORTED_VERSION = 1
 MAX_REGIONS = 1024
 NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 # Mountpoints that would hide the running system: refused at or below these ...
-FORBIDDEN_TREES = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin",
-                   "/lib", "/lib32", "/lib64", "/libx32")
+FORBIDDEN_TREES = ("/proc", "/sys", "/dev", "/run", "/boot", "/efi", "/etc", "/usr", "/bin",
+                   "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # ... and refused exactly (mounting over them hides what they hold).
 FORBIDDEN_EXACT = ("/", "/var", "/home", "/root", "/tmp", "/srv", "/opt", "/mnt", "/media")
+# pmemd's state (pmemd.machine.root.STATE_DIR; a test holds them equal): a region's units
+# need it before they mount the region's filesystem, so a mount at or above it is a cycle.
+STATE_DIR = "/var/lib/pmemd"
 
 @dataclass(frozen=True)
 class ParsedConfig:
@@ -279,7 +283,13 @@ def mountpoint_problem(path: str) -> str | None:
     for tree in FORBIDDEN_TREES:
         if path == tree or path.startswith(tree + "/"):
             return f"{quoted(path)} is at or under {tree}, which belongs to the system"
-    return None
+    if path == STATE_DIR or path.startswith(STATE_DIR + "/"):
+        return (f"{quoted(path)} is at or under {STATE_DIR}, which holds pmemd's state: the "
+                "region's units need it before they mount the filesystem")
+    if STATE_DIR.startswith(path + "/"):
+        return (f"{quoted(path)} would hide pmemd's state ({STATE_DIR}), which the region's "
+                "units need before they mount it (an ordering cycle at boot)")
+    return mountpoint_unit_problem(path)
 
 
 def _read_options(reader: TreeReader, key: str, node: Node | None) -> tuple[str, ...]:
