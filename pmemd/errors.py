@@ -191,12 +191,16 @@ class ApplyAfterSetConfigFailed(PmemdError):
 SOURCE_WINDOW = 100  # characters of a long source line shown around a problem's column
 PROBLEMS_SHOWN = 50  # problems rendered in full; the others are counted
 QUOTED_MAX = 60  # characters of a value quoted whole in a message
+# Control characters of a source line are shown as U+FFFD: one column each, so the caret
+# stays in place, and an escape sequence in a config never reaches the terminal.
+_SHOWN = {chr(code): "\ufffd" for code in (*range(32), *range(127, 160), 0x2028, 0x2029)}
 
 
 def source_excerpt(line: str, column: int) -> tuple[str, int]:
     """What is shown of ``line`` under a problem at ``column`` (1-based), and the caret's
     column in it: the whole line when it is short, else :data:`SOURCE_WINDOW` characters
     around the column, with ``…`` where the line was cut."""
+    line = "".join(_SHOWN.get(char, char) for char in line) if not line.isprintable() else line
     if len(line) <= SOURCE_WINDOW:
         return line, column
     start = min(max(column - 1 - SOURCE_WINDOW // 2, 0), max(len(line) - SOURCE_WINDOW, 0))

@@ -158,8 +158,8 @@ def cmd_validate(session: Session, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     path = Path(args.file)
-    text = _read_config_file(path)
     try:
+        text = _read_config_file(path)
         [rows] = session.read(api.VALIDATE, api.MANAGER_PATH, text)
     except CtlError as err:
         if err.status != INVALID_CONFIG:
@@ -193,7 +193,32 @@ def _read_config_file(path: Path) -> str:
         data = read_regular(path, CONFIG_LIMIT)
     except UnreadableFile as err:
         raise CtlError(str(err)) from None
-    return data.decode("utf-8", "surrogateescape")
+    return _wire_text(path, data)
+
+
+def _wire_text(path: Path, data: bytes) -> str:
+    """``data`` as a D-Bus string, which must be UTF-8 without NUL: what is neither is an
+    invalid config, said here as ``pmemd validate`` says it (a test holds the two equal),
+    since the service can never see it."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, column = _place(data[: err.start].decode("utf-8"))
+        raise CtlError(f"{path}:{line}:{column}: not UTF-8: byte 0x{data[err.start]:02x} "
+                       "cannot be decoded", INVALID_CONFIG) from None
+    if "\0" in text:
+        line, column = _place(text[: text.index("\0")])
+        raise CtlError(f"{path}:{line}:{column}: character U+0000 is not allowed: pmemd.yaml "
+                       "holds printable text only (no control characters)", INVALID_CONFIG)
+    return text
+
+
+def _place(before: str) -> tuple[int, int]:
+    """Line and column of the character after ``before``, lines as YAML counts them."""
+    lines = before.splitlines(keepends=True)
+    if not lines or lines[-1].splitlines()[0] != lines[-1]:
+        return len(lines) + 1, 1
+    return len(lines), len(lines[-1]) + 1
 
 
 def _region_path(session: Session, name: str) -> str:

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pmemd import __version__
@@ -44,6 +45,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _root(text: str) -> str:
+    """A machine tree to operate on: it must be a directory (a file there used to end in a
+    traceback at the first path read under it)."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
+
+
 def _alignment(text: str) -> int:
     try:
         value = parse_size(text)
@@ -56,7 +65,7 @@ def _alignment(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", default="/", metavar="DIR",
+    common.add_argument("--root", default="/", metavar="DIR", type=_root,
                         help="operate on the machine tree under DIR (default: /)")
     common.add_argument("--config", metavar="FILE",
                         help=f"config file (default: {CONFIG_PATH} under the root)")

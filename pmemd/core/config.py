@@ -142,11 +142,15 @@ def _read_version(reader: TreeReader, root: Node, top: dict[str, Node]) -> int:
     node = reader.require("", root, top, "version")
     if node is None:
         return SUPPORTED_VERSION
-    if node.kind != "scalar" or not node.plain or not node.text.isdigit():
+    # ASCII digits, compared as text: isdigit() and int() take any Unicode digit, and int()
+    # refuses more than 4,300 digits.
+    if node.kind != "scalar" or not node.plain or not node.text.isascii() or (
+            not node.text.isdigit()):
         reader.at("version", node,
                   f"expected the number {SUPPORTED_VERSION}, got {node.describe()}")
-    elif int(node.text) != SUPPORTED_VERSION:
-        reader.at("version", node, f"unsupported version {node.text}; this pmemd reads version "
+    elif (node.text.lstrip("0") or "0") != str(SUPPORTED_VERSION):
+        version = node.text if len(node.text) <= 20 else quoted(node.text)
+        reader.at("version", node, f"unsupported version {version}; this pmemd reads version "
                   f"{SUPPORTED_VERSION}")
     return SUPPORTED_VERSION
 

@@ -21,10 +21,15 @@ SUFFIX_SHIFT = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 _RENDER_UNITS = ("E", "P", "T", "G", "M", "K")
 _HUMAN_UNITS = ("EiB", "PiB", "TiB", "GiB", "MiB", "KiB")
 _HEX = "0123456789abcdefABCDEF"
+_DIGITS = {char: int(char, 16) for char in _HEX}
 
 
 def _read_number(text: str, pos: int) -> tuple[int, int]:
-    """``simple_strtoull(s, &end, 0)`` without the 64-bit wrap: base from the prefix."""
+    """``simple_strtoull(s, &end, 0)`` without the 64-bit wrap: base from the prefix, ASCII
+    digits only (as C's ``isxdigit``; Python's ``int()`` takes any Unicode digit). A value
+    past 64 bits is kept as ``2**64 + (value mod 2**64)``: still too large, and what the
+    kernel's wrap makes of it, without growing with every digit (a million digits would
+    otherwise cost a quadratic big-number loop)."""
     base = 10
     if text.startswith("0", pos):
         if text[pos + 1 : pos + 2] in ("x", "X") and text[pos + 2 : pos + 3] and (
@@ -35,19 +40,19 @@ def _read_number(text: str, pos: int) -> tuple[int, int]:
             base = 8
     value = 0
     while pos < len(text):
-        try:
-            digit = int(text[pos], 16)
-        except ValueError:
-            break
-        if digit >= base:
+        digit = _DIGITS.get(text[pos])
+        if digit is None or digit >= base:
             break
         value = value * base + digit
+        if value > U64_MAX:
+            value = (U64_MAX + 1) | (value & U64_MAX)
         pos += 1
     return value, pos
 
 
 def _read_size(text: str, pos: int) -> tuple[int, int]:
-    """memparse without the wrap: the exact value and where reading stopped."""
+    """memparse without the wrap: the value (exact up to 64 bits, past them larger than
+    any 64-bit value and equal to the kernel's modulo 2**64) and where reading stopped."""
     value, end = _read_number(text, pos)
     if end == pos:
         return 0, pos

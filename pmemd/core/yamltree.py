@@ -9,6 +9,7 @@ nesting) is refused with its line and column, and so that YAML 1.1's surprises (
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -25,6 +26,9 @@ MAX_DEPTH = 16
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULLS = ("", "~", "null", "Null", "NULL")
 _STARTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
+# What YAML does not allow in a stream (its c-printable set, which PyYAML checks too).
+_NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd"
+                            "\U00010000-\U0010ffff]")
 
 
 @dataclass
@@ -145,7 +149,26 @@ def _decode(data: bytes, path: str) -> str | Problem:
         column = len(before.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")) + 1
         return Problem(f"not UTF-8: byte 0x{data[err.start]:02x} cannot be decoded",
                        location=Location(path, line, column))
-    return text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff")
+    refused = _NOT_PRINTABLE.search(text)
+    if refused is not None:
+        return _refused_character(text, refused.start(), path)
+    return text
+
+
+def _refused_character(text: str, position: int, path: str) -> Problem:
+    """The first character YAML does not allow (NUL, escape, DEL …), at its line and column
+    as YAML counts them, with its source line."""
+    lines = text[:position].splitlines(keepends=True)
+    if not lines or lines[-1].splitlines()[0] != lines[-1]:  # at the start of a line
+        line, column = len(lines) + 1, 1
+    else:
+        line, column = len(lines), len(lines[-1]) + 1
+    char = text[position]
+    source = text.splitlines()[line - 1] if text.splitlines()[line - 1:] else None
+    return Problem(f"character U+{ord(char):04X} is not allowed: pmemd.yaml holds printable "
+                   "text only (no control characters)", "", Location(path, line, column),
+                   source)
 
 
 def read_document(data: bytes, path: str) -> Document | Problem:

@@ -97,3 +97,48 @@ def test_the_config_under_the_root_as_a_fifo(tmp_path: Path) -> None:
     done = run_measured(pmemd_argv("validate", "--root", str(root)), timeout=20)
     assert done.returncode == 3
     assert done.stderr == f"{root}/etc/pmemd.yaml:1:1: is a FIFO, not a regular file\n"
+
+
+# --- tracebacks that were: each a clear error, with its place and exit status ------------
+
+TRACEBACKS = {
+    # name: (config bytes, exit status, what stderr starts with after "CONFIG:")
+    "superscript version": ("version: ¹\n".encode(), 3,
+                            "1:10: version: expected the number 1, got '¹'"),
+    "5000-digit version": (b"version: " + b"1" * 5000 + b"\n", 3,
+                           "1:10: version: unsupported version '1111"),
+    "NUL byte": (b"version: 1\nboot:\n  reboot: ne\x00ver\n", 3,
+                 "3:13: character U+0000 is not allowed"),
+    "not UTF-8": (b"version: 1\nregions:\n  - name: caf\xe9\n", 3,
+                  "3:14: not UTF-8: byte 0xe9 cannot be decoded"),
+    "fullwidth digit": ("version: 1\nregions:\n  - {name: a, size: ４G}\n".encode(), 3,
+                        "3:21: regions[0].size: '４G' is not a size"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRACEBACKS))
+def test_bad_bytes_are_located_errors(case: str, tmp_path: Path) -> None:
+    data, status, expected = TRACEBACKS[case]
+    config = tmp_path / "pmemd.yaml"
+    config.write_bytes(data)
+    done = run_measured(pmemd_argv("validate", "--root", SERVER, "--config", str(config)))
+    assert done.returncode == status, done.stderr
+    assert done.stderr.startswith(f"{config}:{expected}"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_symlink_loop_at_the_config_path(tmp_path: Path) -> None:
+    config = tmp_path / "pmemd.yaml"
+    config.symlink_to("loop.yaml")
+    (tmp_path / "loop.yaml").symlink_to("pmemd.yaml")
+    done = run_measured(pmemd_argv("validate", "--root", SERVER, "--config", str(config)))
+    assert (done.returncode, done.stderr) == (3, f"{config}:1:1: is a loop of symbolic links\n")
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "memmap", "reconcile"])
+@pytest.mark.parametrize("root", ["/etc/hostname", "/nonexistent-pmemd-root"])
+def test_a_root_that_is_no_directory_is_a_usage_error(command: str, root: str) -> None:
+    done = run_measured(pmemd_argv(command, "--root", root, "--dry-run")
+                        if command == "reconcile" else pmemd_argv(command, "--root", root))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.endswith(f"argument --root: not a directory: '{root}'\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, run_pmemd
 from tests.service.conftest import CONVERGED
 from tests.service.harness import TIMEOUT, PrivateBus, Running, as_nobody, call
 
@@ -233,3 +233,25 @@ def test_validate_refuses_a_file_over_the_size_limit(bus: PrivateBus, service: R
     assert (done.returncode, done.stderr) == (
         1, f"pmemctl: {big}: larger than 1 MiB (1048576 bytes), the most pmemd reads: "
            f"{big.stat().st_size} bytes\n")
+
+
+@pytest.mark.parametrize(("data", "where"), [
+    (b"version: 1\nboot:\n  reboot: ne\x00ver\n", "3:13: character U+0000 is not allowed"),
+    (b"version: 1\nregions:\n  - name: caf\xe9\n", "3:14: not UTF-8: byte 0xe9 cannot be "
+                                                    "decoded"),
+])
+def test_validate_locates_bytes_a_config_cannot_hold(bus: PrivateBus, service: Running,
+                                                     workdir: Path, data: bytes,
+                                                     where: str) -> None:
+    """A NUL byte or a byte that is not UTF-8 used to end in a traceback (D-Bus strings
+    hold neither)."""
+    config = workdir / "bad.yaml"
+    config.write_bytes(data)
+    done = pmemctl(bus, "validate", str(config))
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(f"{config}:{where}")
+    assert "Traceback" not in done.stderr
+    document = json.loads(pmemctl(bus, "validate", "--json", str(config)).stdout)
+    assert document["valid"] is False and document["errors"][0].startswith(f"{config}:{where}")
+    said = run_pmemd("validate", "--root", str(workdir), "--config", str(config))
+    assert said.stderr.splitlines()[0] == done.stderr.splitlines()[0]  # in the same words

@@ -79,3 +79,14 @@ def test_many_problems_on_one_line() -> None:
     rendered = ConfigError(parsed.problems).render()
     assert len(rendered) < 40_000
     assert rendered.endswith(f"... and {3_000 - PROBLEMS_SHOWN} more problems")
+
+
+def test_control_characters_never_reach_the_terminal() -> None:
+    """An escape sequence in a config must not recolour or move the user's terminal."""
+    parsed = parse_config("version: 1\nboot: {reboot: \x1b[2J\x1b[31mnever}\n", "pmemd.yaml")
+    (problem,) = parsed.problems
+    rendered = problem.render()
+    assert "\x1b" not in rendered
+    assert rendered.startswith("pmemd.yaml:2:16: character U+001B is not allowed")
+    _, source, caret = rendered.split("\n")
+    assert source[caret.index("^")] == "\N{REPLACEMENT CHARACTER}"
