@@ -130,10 +130,26 @@ def render_size(value: int) -> str:
 
 def format_bytes(value: int) -> str:
     """Human form for tables: ``4 GiB``, ``1.5 GiB``, ``639 KiB``, ``512 B``."""
+    return _human(value, 1)[0]
+
+
+def format_compared(value: int, limit: int) -> tuple[str, str]:
+    """``value`` and ``limit`` for a message that compares them ("leaving 1.998 GiB; at
+    least 2 GiB"): as :func:`format_bytes`, with more digits, and in the end the exact
+    bytes, when rounding would make them read as equal (or the wrong way round)."""
+    for digits in (1, 2, 3):
+        (shown, near), (bound, near_limit) = _human(value, digits), _human(limit, digits)
+        if (near > near_limit) is (value > limit) and (near < near_limit) is (value < limit):
+            return shown, bound
+    return f"{value} bytes", f"{limit} bytes"
+
+
+def _human(value: int, digits: int) -> tuple[str, float]:
+    """``value`` in the largest binary unit it reaches, ``digits`` decimals at most; and
+    the number of bytes that text says."""
     for unit, name in zip(_RENDER_UNITS, _HUMAN_UNITS, strict=True):
         scale = 1 << SUFFIX_SHIFT[unit]
         if value >= scale:
-            amount = value / scale
-            text = f"{amount:.1f}".removesuffix(".0")
-            return f"{text} {name}"
-    return f"{value} B"
+            text = f"{value / scale:.{digits}f}".rstrip("0").removesuffix(".")
+            return f"{text} {name}", float(text) * scale
+    return f"{value} B", float(value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from pmemd.core.sizes import SizeError, format_bytes, parse_size
+from pmemd.core.sizes import SizeError, format_compared, parse_size
 from pmemd.errors import Location, Problem, quoted
 
 TYPE_CHECKING = False
@@ -139,8 +139,9 @@ class _Builder:
 
 def _decode(data: bytes, path: str) -> str | Problem:
     if len(data) > MAX_CONFIG_BYTES:
-        return Problem(f"file is {format_bytes(len(data))}; pmemd reads configs of at most "
-                       f"{format_bytes(MAX_CONFIG_BYTES)}", location=Location(path, 1, 1))
+        size, limit = format_compared(len(data), MAX_CONFIG_BYTES)
+        return Problem(f"file is {size}; pmemd reads configs of at most {limit}",
+                       location=Location(path, 1, 1))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:

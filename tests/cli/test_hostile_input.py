@@ -142,3 +142,16 @@ def test_a_root_that_is_no_directory_is_a_usage_error(command: str, root: str) -
                         if command == "reconcile" else pmemd_argv(command, "--root", root))
     assert done.returncode == 2, done.stderr
     assert done.stderr.endswith(f"argument --root: not a directory: '{root}'\n")
+
+
+def test_memory_left_just_under_the_minimum_does_not_read_as_the_minimum(
+        tmp_path: Path) -> None:
+    """server-16g has 14.9995 GiB usable: 13 GiB of regions leave 1.9995 GiB, which was
+    said as "leaving 2 GiB to the system; ... asks for at least 2 GiB"."""
+    config = write(tmp_path / "pmemd.yaml", "version: 1\nmemory: {min-system-ram: 2G}\n"
+                   "regions:\n  - {name: a, size: 12G, offset: 4G}\n"
+                   "  - {name: b, size: 1G, offset: 1G}\n")
+    done = run_measured(pmemd_argv("validate", "--root", SERVER, "--config", str(config)))
+    assert done.returncode == 3
+    assert ("leaving 2146958336 bytes to the system; memory.min-system-ram asks for at least "
+            "2147483648 bytes") in done.stderr

@@ -101,3 +101,10 @@ def test_control_characters_are_located_where_they_are(case: str) -> None:
     assert rendered.startswith(f"pmemd.yaml:{where} "), rendered
     assert "<unicode string>" not in rendered and "position" not in rendered
     assert "control character" in rendered or "character" in rendered
+
+
+def test_a_text_just_over_the_size_limit_does_not_read_as_the_limit() -> None:
+    """What D-Bus Validate and SetConfig are sent: "is 1 MiB; at most 1 MiB" before."""
+    (problem,) = parse_config(b"#" * ((1 << 20) + 1), "<input>").problems
+    assert problem.message == ("file is 1048577 bytes; pmemd reads configs of at most "
+                               "1048576 bytes")
