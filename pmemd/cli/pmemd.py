@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pmemd import __version__
 from pmemd.cli.commands import (
@@ -25,7 +25,7 @@ from pmemd.cli.commands import (
     cmd_validate,
     cmd_verify_dax,
 )
-from pmemd.cli.exits import exit_for
+from pmemd.cli.exits import Exit, exit_for
 from pmemd.core.model import MIN_ALIGNMENT
 from pmemd.core.sizes import SizeError, parse_size
 from pmemd.errors import ConfigError, PmemdError
@@ -63,14 +63,27 @@ def _alignment(text: str) -> int:
     return value
 
 
+class _UsageError(Exception):
+    """A bad command line, as argparse words it (``pmemd plan: error: …``)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised rather than exited on, so that ``--json`` can
+    print it as a document too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--root", default="/", metavar="DIR", type=_root,
                         help="operate on the machine tree under DIR (default: /)")
     common.add_argument("--config", metavar="FILE",
                         help=f"config file (default: {CONFIG_PATH} under the root)")
     common.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pmemd",
         description="Emulated persistent memory (memmap=) as a declarative systemd service.",
         epilog="Exit status: 0 valid/converged, 1 failure, 2 usage, 3 invalid config, "
@@ -156,10 +169,24 @@ def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _print_failure(document: dict[str, Any]) -> None:
+    from pmemd.core.report import dump_json
+
+    sys.stdout.write(dump_json(document))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(words)
+    except _UsageError as err:
+        print(err, file=sys.stderr)
+        if "--json" in words:
+            from pmemd.core.report import failure_document
+
+            _print_failure(failure_document("UsageError", str(err), Exit.USAGE))
+        return Exit.USAGE
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(name)s: %(message)s")
     func: Callable[[argparse.Namespace], int] = args.func
@@ -168,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PmemdError as err:
         print(err.render() if isinstance(err, ConfigError) else f"pmemd: {err}",
               file=sys.stderr)
+        if getattr(args, "json", False):  # a document on stdout, whatever happened
+            from pmemd.core.report import error_document
+
+            _print_failure(error_document(err, exit_for(err)))
         return exit_for(err)
     except KeyboardInterrupt:
         return 130
