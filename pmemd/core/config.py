@@ -33,7 +33,7 @@ from pmemd.core.overlaps import KeptRanges
 from pmemd.core.ranges import MemRange
 from pmemd.core.sizes import render_size
 from pmemd.core.units import mountpoint_unit_problem
-from pmemd.core.yamltree import Node, TreeReader, read_document
+from pmemd.core.yamltree import MAX_CONFIG_BYTES, Node, TreeReader, read_document, too_large
 from pmemd.errors import ConfigError, Location, NoSuchRegion, Problem, quoted
 
 SUPPORTED_VERSION = 1
@@ -95,6 +95,8 @@ class ParsedConfig:
 
 def parse_config(data: bytes | str, path: str = "pmemd.yaml") -> ParsedConfig:
     """Parse and validate a config: every problem located, and the usable part."""
+    if isinstance(data, str) and len(data) > MAX_CONFIG_BYTES:  # more bytes still: no copy
+        return ParsedConfig(path, (too_large(path, f"{len(data)} characters"),), None)
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     document = read_document(raw, path)
     if isinstance(document, Problem):

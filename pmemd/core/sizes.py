@@ -13,6 +13,8 @@ Two readers share one model of ``lib/cmdline.c``:
 
 from __future__ import annotations
 
+import re
+
 from pmemd.errors import quoted
 
 U64_MAX = (1 << 64) - 1
@@ -21,15 +23,18 @@ SUFFIX_SHIFT = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 _RENDER_UNITS = ("E", "P", "T", "G", "M", "K")
 _HUMAN_UNITS = ("EiB", "PiB", "TiB", "GiB", "MiB", "KiB")
 _HEX = "0123456789abcdefABCDEF"
-_DIGITS = {char: int(char, 16) for char in _HEX}
+# The digits of each base, ASCII only ([0-9] in a str pattern is ASCII; \d is not).
+_DIGIT_RUNS = {8: re.compile("[0-7]*"), 10: re.compile("[0-9]*"),
+               16: re.compile("[0-9a-fA-F]*")}
+_CHUNK = 15  # digits read at once: 15 hex digits still fit in 64 bits
 
 
 def _read_number(text: str, pos: int) -> tuple[int, int]:
     """``simple_strtoull(s, &end, 0)`` without the 64-bit wrap: base from the prefix, ASCII
     digits only (as C's ``isxdigit``; Python's ``int()`` takes any Unicode digit). A value
     past 64 bits is kept as ``2**64 + (value mod 2**64)``: still too large, and what the
-    kernel's wrap makes of it, without growing with every digit (a million digits would
-    otherwise cost a quadratic big-number loop)."""
+    kernel's wrap makes of it; the digits are read in chunks that never grow past 64 bits,
+    so a million of them cost milliseconds (not a quadratic big-number loop)."""
     base = 10
     if text.startswith("0", pos):
         if text[pos + 1 : pos + 2] in ("x", "X") and text[pos + 2 : pos + 3] and (
@@ -38,16 +43,15 @@ def _read_number(text: str, pos: int) -> tuple[int, int]:
             base, pos = 16, pos + 2
         else:
             base = 8
-    value = 0
-    while pos < len(text):
-        digit = _DIGITS.get(text[pos])
-        if digit is None or digit >= base:
-            break
-        value = value * base + digit
+    run = _DIGIT_RUNS[base].match(text, pos)  # a run of no digits matches too
+    end = run.end() if run is not None else pos
+    value, wrapped = 0, False
+    for start in range(pos, end, _CHUNK):
+        chunk = text[start : min(start + _CHUNK, end)]
+        value = value * base ** len(chunk) + int(chunk, base)
         if value > U64_MAX:
-            value = (U64_MAX + 1) | (value & U64_MAX)
-        pos += 1
-    return value, pos
+            value, wrapped = value & U64_MAX, True
+    return (value | (U64_MAX + 1) if wrapped else value), end
 
 
 def _read_size(text: str, pos: int) -> tuple[int, int]:

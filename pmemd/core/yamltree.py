@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 16
+# Values, lists and mappings in one document: 1,024 regions written out in full take about
+# 30,000; a document of more is refused where it crosses the limit, which bounds the work
+# (and the problems) of any input, about a second on a slow machine.
+MAX_NODES = 50_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULLS = ("", "~", "null", "Null", "NULL")
 _STARTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
@@ -86,10 +90,16 @@ class _Builder:
         self.stack: list[Node] = []
         self.pending_key: list[Node | None] = []  # per open mapping: a key awaiting its value
         self.documents = 0
+        self.nodes = 0
 
     def feed(self, event: yaml.Event) -> None:
         line, column = _mark(event)
         self._check(event, line, column)
+        if isinstance(event, _STARTS):
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                raise _Refused(f"more than {MAX_NODES} YAML nodes (values, lists and "
+                               "mappings); a pmemd.yaml has far fewer", line, column)
         if isinstance(event, yaml.ScalarEvent):
             self._attach(Node("scalar", line, column, text=event.value, plain=not event.style))
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
@@ -135,6 +145,12 @@ class _Builder:
         else:
             parent.pairs.append((key, node))
             self.pending_key[-1] = None
+
+
+def too_large(path: str, size: str) -> Problem:
+    """A config of ``size`` (``50 MiB``, ``2000000 characters``) over the size limit."""
+    return Problem(f"file is {size}; pmemd reads configs of at most "
+                   f"{format_compared(0, MAX_CONFIG_BYTES)[1]}", location=Location(path, 1, 1))
 
 
 def _decode(data: bytes, path: str) -> str | Problem:

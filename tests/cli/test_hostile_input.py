@@ -46,16 +46,20 @@ def test_problems_on_a_long_line_have_bounded_output(case: str, tmp_path: Path) 
     assert done.max_rss_kib < RSS_BOUND_KIB, done.max_rss_kib
 
 
-def test_too_many_regions_is_one_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("count", "expected"), [
+    (5_000, ":4:1: regions: 5000 regions; pmemd manages at most 1024"),
+    (24_500, ":7145:23: more than 50000 YAML nodes"),
+])
+def test_too_many_regions_is_one_clear_error(tmp_path: Path, count: int,
+                                             expected: str) -> None:
     """24,500 pinned regions in 1 MiB: about 20 s of comparing pairs before."""
     lines = ["version: 1", "memory: {alignment: 2M}", "regions:"]
-    lines += [f"- {{name: r{i}, size: 2M, offset: {(i + 1) * 2}M}}" for i in range(24_500)]
+    lines += [f"- {{name: r{i}, size: 2M, offset: {(i + 1) * 2}M}}" for i in range(count)]
     config = write(tmp_path / "pmemd.yaml", "\n".join(lines) + "\n")
     done = run_measured(pmemd_argv("validate", "--root", SERVER, "--config", str(config)),
-                        timeout=10)  # a safety bound: it takes about 1 s
+                        timeout=10)  # a safety bound: it takes well under a second
     assert done.returncode == 3
-    assert done.stderr.startswith(f"{config}:4:1: regions: 24500 regions; pmemd manages at "
-                                  "most 1024")
+    assert done.stderr.startswith(f"{config}{expected}")
     assert done.stderr.count("\n") == 3  # the problem, its line and the caret
     assert done.max_rss_kib < RSS_BOUND_KIB
 
@@ -155,3 +159,51 @@ def test_memory_left_just_under_the_minimum_does_not_read_as_the_minimum(
     assert done.returncode == 3
     assert ("leaving 2146958336 bytes to the system; memory.min-system-ram asks for at least "
             "2147483648 bytes") in done.stderr
+
+
+# --- nothing written -----------------------------------------------------------------------
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every path under ``root``: mode, modification time and content (for files)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+        found[str(path.relative_to(root))] = (info.st_mode, info.st_mtime_ns, data)
+    return found
+
+
+HOSTILE_CONFIGS = {
+    "billion laughs": "version: 1\na: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n",
+    "NUL": "version: 1\nboot: {reboot: \x00}\n",
+    "10,000 regions": "version: 1\nregions:\n" + "".join(
+        f"- {{name: r{i}, size: 128M, offset: {i}G}}\n" for i in range(10_000)),
+    "deep": "version: 1\nregions: " + "[" * 5_000 + "]" * 5_000 + "\n",
+    "overlaps": "version: 1\nregions:\n" + "".join(
+        f"- {{name: r{i}, size: 1G, offset: 4G}}\n" for i in range(1_000)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CONFIGS))
+def test_hostile_configs_change_nothing_under_the_root(case: str, tmp_path: Path) -> None:
+    """validate, plan and reconcile on a hostile /etc/pmemd.yaml: located errors, exit 3, and
+    the machine tree as it was, but for the (empty) file of pmemd's change lock, which
+    reconcile takes before it reads the config."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(SERVER, root, symlinks=True)
+    (root / "etc").mkdir()
+    (root / "etc/pmemd.yaml").write_text(HOSTILE_CONFIGS[case], encoding="utf-8")
+    before = _tree(root)
+    for command in (["validate"], ["plan", "--json"], ["reconcile"]):
+        done = run_measured(pmemd_argv(*command, "--root", str(root)))
+        assert done.returncode == 3, (command, done.stderr[-2000:])
+        assert done.stderr.startswith(f"{root}/etc/pmemd.yaml:"), done.stderr[:500]
+        assert "Traceback" not in done.stderr
+        assert done.output_bytes < OUTPUT_BOUND and done.max_rss_kib < RSS_BOUND_KIB
+    after = _tree(root)
+    assert {path: after[path] for path in before} == before
+    assert set(after) - set(before) <= {"run", "run/pmemd", "run/pmemd/lock"}
+    assert after.get("run/pmemd/lock", (0, 0, b""))[2] == b""

@@ -32,15 +32,24 @@ def test_regions_up_to_the_limit_are_accepted() -> None:
 
 
 def test_more_regions_than_the_limit_is_one_clear_problem() -> None:
+    parsed = parse_config(pinned(5_000), "pmemd.yaml")
+    (problem,) = parsed.problems
+    assert problem.render().startswith(
+        f"pmemd.yaml:4:1: regions: 5000 regions; pmemd manages at most {MAX_REGIONS}")
+    assert parsed.usable is None
+
+
+def test_a_megabyte_of_regions_is_one_clear_problem_at_once() -> None:
     """24,500 pinned regions (1 MiB) took about 20 s, most of it comparing every pair."""
+    from pmemd.core.yamltree import MAX_NODES
+
     text = pinned(24_500)
     assert len(text) < 1 << 20
     started = time.monotonic()
     parsed = parse_config(text, "pmemd.yaml")
-    assert time.monotonic() - started < 5  # a safety bound: it takes about 1.5 s
+    assert time.monotonic() - started < 5  # a safety bound: it takes about 0.3 s
     (problem,) = parsed.problems
-    assert problem.render().startswith(
-        f"pmemd.yaml:4:1: regions: 24500 regions; pmemd manages at most {MAX_REGIONS}")
+    assert f"more than {MAX_NODES} YAML nodes" in problem.message
     assert parsed.usable is None
 
 
@@ -122,3 +131,29 @@ def test_kept_ranges_find_what_comparing_every_pair_finds(pairs: list[tuple[int,
         if not expected:
             index.keep(rng, number)
             kept.append(number)
+
+
+def test_a_document_of_too_many_nodes_is_refused_where_it_crosses_the_limit() -> None:
+    """100,000 repeated keys (1 MiB) took 2 s of YAML events and made 100,000 problems."""
+    from pmemd.core.yamltree import MAX_NODES
+
+    text = "version: 1\n" + "boot: {}\n" * 100_000
+    (problem,) = parse_config(text, "pmemd.yaml").problems
+    # line 1 makes three nodes (the document's mapping, "version", "1"), each line after it
+    # two ("boot" and its mapping): the one past the limit is on this line
+    line = 1 + (MAX_NODES + 1 - 3 + 1) // 2
+    assert problem.render().startswith(f"pmemd.yaml:{line}:")
+    assert f"more than {MAX_NODES} YAML nodes" in problem.message
+
+
+def test_the_largest_real_config_is_far_below_the_node_limit() -> None:
+    from pmemd.core.yamltree import MAX_NODES
+
+    lines = ["version: 1", "regions:"]
+    for i in range(MAX_REGIONS):
+        lines += [f"  - name: r{i}", "    size: 128M", f"    offset: {4 + i}G",
+                  "    filesystem:", "      type: ext4", f"      mountpoint: /pmem/r{i}",
+                  "      options: [" + ", ".join(["noatime"] * 10) + "]",
+                  "      on-boot: keep"]
+    assert parse_config("\n".join(lines) + "\n").problems == ()
+    assert MAX_NODES > 1.5 * MAX_REGIONS * 28  # 28 nodes for each such region
