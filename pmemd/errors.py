@@ -40,8 +40,9 @@ class Problem:
         key = f"{self.key}: " if self.key else ""
         text = f"{head}{key}{self.message}"
         if self.location is not None and self.source_line is not None:
-            line = self.source_line.expandtabs(1).rstrip("\n")
-            caret = " " * (self.location.column - 1) + "^"
+            line, column = source_excerpt(self.source_line.expandtabs(1).rstrip("\n"),
+                                          self.location.column)
+            caret = " " * (column - 1) + "^"
             text += f"\n    {line}\n    {caret}"
         return text
 
@@ -75,7 +76,7 @@ class ConfigError(PmemdError):
         super().__init__(self.render())
 
     def render(self) -> str:
-        return "\n".join(problem.render() for problem in self.problems)
+        return render_problems(self.problems)
 
 
 class NoSuchRegion(PmemdError):
@@ -183,3 +184,72 @@ class ApplyAfterSetConfigFailed(PmemdError):
     def __init__(self, message: str, cause: PmemdError) -> None:
         super().__init__(message)
         self.cause = cause
+
+
+# --- showing problems (bounded, whatever the input) ---------------------------------------
+
+SOURCE_WINDOW = 100  # characters of a long source line shown around a problem's column
+PROBLEMS_SHOWN = 50  # problems rendered in full; the others are counted
+QUOTED_MAX = 60  # characters of a value quoted whole in a message
+# Control characters of a source line are shown as U+FFFD: one column each, so the caret
+# stays in place, and an escape sequence in a config never reaches the terminal.
+_SHOWN = {chr(code): "\ufffd" for code in (*range(32), *range(127, 160), 0x2028, 0x2029)}
+
+
+def source_excerpt(line: str, column: int) -> tuple[str, int]:
+    """What is shown of ``line`` under a problem at ``column`` (1-based), and the caret's
+    column in it: the whole line when it is short, else :data:`SOURCE_WINDOW` characters
+    around the column, with ``…`` where the line was cut."""
+    line = "".join(_SHOWN.get(char, char) for char in line) if not line.isprintable() else line
+    if len(line) <= SOURCE_WINDOW:
+        return line, column
+    start = min(max(column - 1 - SOURCE_WINDOW // 2, 0), max(len(line) - SOURCE_WINDOW, 0))
+    end = start + SOURCE_WINDOW
+    head = "…" if start > 0 else ""
+    tail = "…" if end < len(line) else ""
+    return f"{head}{line[start:end]}{tail}", column - start + len(head)
+
+
+def render_problems(problems: Sequence[Problem], shown: int = PROBLEMS_SHOWN) -> str:
+    """The first ``shown`` problems, rendered, then how many more there are."""
+    text = "\n".join(problem.render() for problem in problems[:shown])
+    if len(problems) > shown:
+        text += f"\n... and {len(problems) - shown} more problems"
+    return text
+
+
+def quoted(text: str) -> str:
+    """``repr(text)`` for a message; a long text is cut, and its length said."""
+    if len(text) <= QUOTED_MAX:
+        return repr(text)
+    return f"{text[:QUOTED_MAX - 20]!r}… ({len(text)} characters)"
+
+
+# --- files pmemd is given to read ---------------------------------------------------------
+
+
+class UnreadableFile(MachineError):
+    """A file pmemd was given (its config) cannot be read as one; ``reason`` says why
+    without the path (``Permission denied``, ``is a FIFO, not a regular file``)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class FileMissing(UnreadableFile):
+    """There is no file at the path (or a directory on the way is not one)."""
+
+
+class NotRegularFile(UnreadableFile):
+    """The path names a FIFO, a device, a directory, a socket or a loop of symbolic links:
+    nothing pmemd reads, since reading it could wait forever or never end."""
+
+
+class FileTooLarge(UnreadableFile):
+    """The file is larger than pmemd reads; ``limit`` is that size in bytes."""
+
+    def __init__(self, path: str, reason: str, limit: int) -> None:
+        super().__init__(path, reason)
+        self.limit = limit

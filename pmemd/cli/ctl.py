@@ -23,11 +23,15 @@ from pmemd.service.client import BusError, Client
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
     from typing import Any
 
     from pmemd.cli.ttyagent import TtyAgent
 
 OK, FAILURE, USAGE, INVALID_CONFIG = 0, 1, 2, 3  # exit statuses (pmemctl(1))
+# The largest config pmemd reads (pmemd.core.yamltree.MAX_CONFIG_BYTES, which pmemctl does
+# not import: a test holds the two equal).
+CONFIG_LIMIT = 1 << 20
 
 
 class CtlError(Exception):
@@ -155,10 +159,7 @@ def cmd_validate(session: Session, args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as err:
-        raise CtlError(f"{path}: {err.strerror}") from None
-    try:
+        text = _read_config_file(path)
         [rows] = session.read(api.VALIDATE, api.MANAGER_PATH, text)
     except CtlError as err:
         if err.status != INVALID_CONFIG:
@@ -180,6 +181,44 @@ def cmd_validate(session: Session, args: argparse.Namespace) -> int:
             print(f"warning: {warning.message}", file=sys.stderr)
         print(f"{path}: valid")
     return OK
+
+
+def _read_config_file(path: Path) -> str:
+    """The text of the config file ``path``, read as pmemd reads its own: a regular file of
+    at most :data:`CONFIG_LIMIT` bytes."""
+    from pmemd.errors import UnreadableFile
+    from pmemd.machine.files import read_regular
+
+    try:
+        data = read_regular(path, CONFIG_LIMIT)
+    except UnreadableFile as err:
+        raise CtlError(str(err)) from None
+    return _wire_text(path, data)
+
+
+def _wire_text(path: Path, data: bytes) -> str:
+    """``data`` as a D-Bus string, which must be UTF-8 without NUL: what is neither is an
+    invalid config, said here as ``pmemd validate`` says it (a test holds the two equal),
+    since the service can never see it."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, column = _place(data[: err.start].decode("utf-8"))
+        raise CtlError(f"{path}:{line}:{column}: not UTF-8: byte 0x{data[err.start]:02x} "
+                       "cannot be decoded", INVALID_CONFIG) from None
+    if "\0" in text:
+        line, column = _place(text[: text.index("\0")])
+        raise CtlError(f"{path}:{line}:{column}: character U+0000 is not allowed: pmemd.yaml "
+                       "holds printable text only (no control characters)", INVALID_CONFIG)
+    return text
+
+
+def _place(before: str) -> tuple[int, int]:
+    """Line and column of the character after ``before``, lines as YAML counts them."""
+    lines = before.splitlines(keepends=True)
+    if not lines or lines[-1].splitlines()[0] != lines[-1]:
+        return len(lines) + 1, 1
+    return len(lines), len(lines[-1]) + 1
 
 
 def _region_path(session: Session, name: str) -> str:

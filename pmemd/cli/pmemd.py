@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pmemd import __version__
 from pmemd.cli.commands import (
@@ -46,6 +47,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _root(text: str) -> str:
+    """A machine tree to operate on: it must be a directory (a file there used to end in a
+    traceback at the first path read under it)."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
+
+
 def _alignment(text: str) -> int:
     try:
         value = parse_size(text)
@@ -56,14 +65,27 @@ def _alignment(text: str) -> int:
     return value
 
 
+class _UsageError(Exception):
+    """A bad command line, as argparse words it (``pmemd plan: error: …``)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised rather than exited on, so that ``--json`` can
+    print it as a document too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", default="/", metavar="DIR",
+    common = _Parser(add_help=False)
+    common.add_argument("--root", default="/", metavar="DIR", type=_root,
                         help="operate on the machine tree under DIR (default: /)")
     common.add_argument("--config", metavar="FILE",
                         help=f"config file (default: {CONFIG_PATH} under the root)")
     common.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pmemd",
         description="Emulated persistent memory (memmap=) as a declarative systemd service.",
         epilog="Exit status: 0 valid/converged, 1 failure, 2 usage, 3 invalid config, "
@@ -149,22 +171,42 @@ def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _report_io_error(err: OSError) -> None:
-    """Say which file failed and how; if it was the output itself, let it go quietly (the
-    interpreter would otherwise fail again flushing it at exit)."""
+def _report_io_error(err: OSError, *, json: bool) -> None:
+    """Say which file failed and how (with ``--json`` also as a document on stdout); if it
+    was the output itself, let it go quietly (the interpreter would otherwise fail again
+    flushing it at exit)."""
     where = f"{err.filename}: " if err.filename else "writing the output: "
+    message = f"{where}{err.strerror or err}"
     try:
+        if json:
+            from pmemd.core.report import failure_document
+
+            _print_failure(failure_document("IOError", message, Exit.FAILURE))
         sys.stdout.flush()
     except OSError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     with contextlib.suppress(OSError):
-        print(f"pmemd: {where}{err.strerror or err}", file=sys.stderr, flush=True)
+        print(f"pmemd: {message}", file=sys.stderr, flush=True)
+
+
+def _print_failure(document: dict[str, Any]) -> None:
+    from pmemd.core.report import dump_json
+
+    sys.stdout.write(dump_json(document))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(words)
+    except _UsageError as err:
+        print(err, file=sys.stderr)
+        if "--json" in words:
+            from pmemd.core.report import failure_document
+
+            _print_failure(failure_document("UsageError", str(err), Exit.USAGE))
+        return Exit.USAGE
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(name)s: %(message)s")
     func: Callable[[argparse.Namespace], int] = args.func
@@ -173,9 +215,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PmemdError as err:
         print(err.render() if isinstance(err, ConfigError) else f"pmemd: {err}",
               file=sys.stderr)
+        if getattr(args, "json", False):  # a document on stdout, whatever happened
+            from pmemd.core.report import error_document
+
+            _print_failure(error_document(err, exit_for(err)))
         return exit_for(err)
     except KeyboardInterrupt:
         return 130
     except OSError as err:  # an I/O error outside a change's rollback: a full disk, EIO
-        _report_io_error(err)
+        _report_io_error(err, json=getattr(args, "json", False))
         return Exit.FAILURE

@@ -29,18 +29,24 @@ from pmemd.core.model import (
     RebootPolicy,
     Region,
 )
+from pmemd.core.overlaps import KeptRanges
 from pmemd.core.ranges import MemRange
 from pmemd.core.sizes import render_size
-from pmemd.core.yamltree import Node, TreeReader, read_document
-from pmemd.errors import ConfigError, Location, NoSuchRegion, Problem
+from pmemd.core.units import mountpoint_unit_problem
+from pmemd.core.yamltree import MAX_CONFIG_BYTES, Node, TreeReader, read_document, too_large
+from pmemd.errors import ConfigError, Location, NoSuchRegion, Problem, quoted
 
 SUPPORTED_VERSION = 1
+MAX_REGIONS = 1024
 NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 # Mountpoints that would hide the running system: refused at or below these ...
-FORBIDDEN_TREES = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin",
-                   "/lib", "/lib32", "/lib64", "/libx32")
+FORBIDDEN_TREES = ("/proc", "/sys", "/dev", "/run", "/boot", "/efi", "/etc", "/usr", "/bin",
+                   "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # ... and refused exactly (mounting over them hides what they hold).
 FORBIDDEN_EXACT = ("/", "/var", "/home", "/root", "/tmp", "/srv", "/opt", "/mnt", "/media")
+# pmemd's state (pmemd.machine.root.STATE_DIR; a test holds them equal): a region's units
+# need it before they mount the region's filesystem, so a mount at or above it is a cycle.
+STATE_DIR = "/var/lib/pmemd"
 
 @dataclass(frozen=True)
 class ParsedConfig:
@@ -89,6 +95,8 @@ class ParsedConfig:
 
 def parse_config(data: bytes | str, path: str = "pmemd.yaml") -> ParsedConfig:
     """Parse and validate a config: every problem located, and the usable part."""
+    if isinstance(data, str) and len(data) > MAX_CONFIG_BYTES:  # more bytes still: no copy
+        return ParsedConfig(path, (too_large(path, f"{len(data)} characters"),), None)
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     document = read_document(raw, path)
     if isinstance(document, Problem):
@@ -136,11 +144,15 @@ def _read_version(reader: TreeReader, root: Node, top: dict[str, Node]) -> int:
     node = reader.require("", root, top, "version")
     if node is None:
         return SUPPORTED_VERSION
-    if node.kind != "scalar" or not node.plain or not node.text.isdigit():
+    # ASCII digits, compared as text: isdigit() and int() take any Unicode digit, and int()
+    # refuses more than 4,300 digits.
+    if node.kind != "scalar" or not node.plain or not node.text.isascii() or (
+            not node.text.isdigit()):
         reader.at("version", node,
                   f"expected the number {SUPPORTED_VERSION}, got {node.describe()}")
-    elif int(node.text) != SUPPORTED_VERSION:
-        reader.at("version", node, f"unsupported version {node.text}; this pmemd reads version "
+    elif (node.text.lstrip("0") or "0") != str(SUPPORTED_VERSION):
+        version = node.text if len(node.text) <= 20 else quoted(node.text)
+        reader.at("version", node, f"unsupported version {version}; this pmemd reads version "
                   f"{SUPPORTED_VERSION}")
     return SUPPORTED_VERSION
 
@@ -185,6 +197,11 @@ def _read_regions(reader: TreeReader, node: Node | None,
     if node.kind != "sequence":
         reader.at("regions", node, f"expected a list of regions, got {node.describe()}")
         return ()
+    if len(node.items) > MAX_REGIONS:
+        reader.at("regions", node,
+                  f"{len(node.items)} regions; pmemd manages at most {MAX_REGIONS} (the "
+                  "kernel command line holds about a hundred memmap= options)")
+        return ()
     regions = []
     for index, item in enumerate(node.items):
         reader.region = index
@@ -206,7 +223,7 @@ def _read_region(reader: TreeReader, key: str, node: Node, index: int,
     name = reader.string(f"{key}.name", name_node) if name_node else None
     if name is not None and name_node is not None and not NAME_PATTERN.fullmatch(name):
         reader.at(f"{key}.name", name_node,
-                  f"{name!r} is not a valid region name: use 1-32 characters of a-z, 0-9 and "
+                  f"{quoted(name)} is not a valid region name: use 1-32 characters of a-z, 0-9 and "
                   "'-', starting and ending with a letter or digit")
     size_node = reader.require(key, node, entries, "size")
     size = reader.size(f"{key}.size", size_node) if size_node else None
@@ -259,20 +276,26 @@ def _read_filesystem(reader: TreeReader, key: str, node: Node, size: int | None
 def mountpoint_problem(path: str) -> str | None:
     """Why ``path`` cannot be a pmem mountpoint, or ``None``."""
     if not path.startswith("/"):
-        return f"{path!r} is not an absolute path"
+        return f"{quoted(path)} is not an absolute path"
     if any(ord(char) < 32 or ord(char) == 127 for char in path):
-        return f"{path!r} contains control characters"
+        return f"{quoted(path)} contains control characters"
     normal = posixpath.normpath(path)
     if normal.startswith("//"):
         normal = normal[1:]
     if normal != path:
-        return f"{path!r} is not normalized; write {normal!r}"
+        return f"{quoted(path)} is not normalized; write {quoted(normal)}"
     if path in FORBIDDEN_EXACT:
-        return f"{path!r} would hide the system's own {path!r}; use a directory of its own"
+        return f"{quoted(path)} would hide the system's own {path!r}; use a directory of its own"
     for tree in FORBIDDEN_TREES:
         if path == tree or path.startswith(tree + "/"):
-            return f"{path!r} is at or under {tree}, which belongs to the system"
-    return None
+            return f"{quoted(path)} is at or under {tree}, which belongs to the system"
+    if path == STATE_DIR or path.startswith(STATE_DIR + "/"):
+        return (f"{quoted(path)} is at or under {STATE_DIR}, which holds pmemd's state: the "
+                "region's units need it before they mount the filesystem")
+    if STATE_DIR.startswith(path + "/"):
+        return (f"{quoted(path)} would hide pmemd's state ({STATE_DIR}), which the region's "
+                "units need before they mount it (an ordering cycle at boot)")
+    return mountpoint_unit_problem(path)
 
 
 def _read_options(reader: TreeReader, key: str, node: Node | None) -> tuple[str, ...]:
@@ -289,11 +312,11 @@ def _read_options(reader: TreeReader, key: str, node: Node | None) -> tuple[str,
         word = option.split("=", 1)[0]
         if not option or re.search(r"[\s,\"'\\]", option):
             reader.at(f"{key}[{index}]", item,
-                      f"{option!r} is not one mount option (no commas, spaces, quotes or "
+                      f"{quoted(option)} is not one mount option (no commas, spaces, quotes or "
                       "backslashes; list each option separately)")
         elif word in ("dax", "nodax"):
             reader.at(f"{key}[{index}]", item,
-                      f"{option!r}: pmemd sets the DAX option itself (dax=always)")
+                      f"{quoted(option)}: pmemd sets the DAX option itself (dax=always)")
         else:
             options.append(option)
     return tuple(options)
@@ -303,7 +326,8 @@ def _check_regions_together(reader: TreeReader, node: Node, regions: list[Region
     """Problems between regions; each is the later region's, so the earlier stays usable."""
     seen_names: dict[str, Region] = {}
     seen_mounts: dict[str, Region] = {}
-    placed: list[tuple[Region, MemRange]] = []
+    ranges = {r.index: MemRange.sized(r.offset, r.size) for r in regions if r.offset is not None}
+    placed: KeptRanges[Region] = KeptRanges(ranges.values())
     for region in regions:
         key = f"regions[{region.index}]"
         item = node.items[region.index]
@@ -317,18 +341,18 @@ def _check_regions_together(reader: TreeReader, node: Node, regions: list[Region
         if other is not None:
             _at_key(reader, f"{key}.filesystem.mountpoint", item, region.index,
                     f"mountpoint {mount!r} is also used by region {other.name!r}")
-        rng = MemRange.sized(region.offset, region.size) if region.offset is not None else None
-        for other_region, other_range in placed:
-            if rng is not None and rng.overlaps(other_range):
-                _at_key(reader, f"{key}.offset", item, region.index,
-                        f"{rng} overlaps region {other_region.name!r} ({other_range})")
+        rng = ranges.get(region.index)
+        hits = placed.overlapping(rng) if rng is not None else []
+        for other_region in sorted(hits, key=lambda r: r.index):  # in file order
+            _at_key(reader, f"{key}.offset", item, region.index,
+                    f"{rng} overlaps region {other_region.name!r} ({ranges[other_region.index]})")
         if len(reader.problems) != count:
             continue  # left out: it must not make the regions after it look bad too
         seen_names[region.name] = region
         if mount is not None:
             seen_mounts[mount] = region
         if rng is not None:
-            placed.append((region, rng))
+            placed.keep(rng, region)
 
 
 def _at_key(reader: TreeReader, key: str, fallback: Node, region: int, message: str) -> None:

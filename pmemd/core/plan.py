@@ -41,7 +41,7 @@ from pmemd.core.memmap import (
 from pmemd.core.model import Config, KaslrPolicy, Region
 from pmemd.core.placement import Placed, Placement, place_regions
 from pmemd.core.ranges import MemRange
-from pmemd.core.sizes import format_bytes, render_size
+from pmemd.core.sizes import format_bytes, format_compared, render_size
 from pmemd.errors import Problem
 
 
@@ -218,11 +218,12 @@ def _memory_problems(config: Config, facts: MachineFacts, placed: Sequence[Place
     left = usable - reserved
     if not config.regions or left >= config.memory.min_system_ram:
         return []
+    shown_left, shown_min = format_compared(max(left, 0), config.memory.min_system_ram)
     return [config.source.problem(
         "regions",
         f"the regions take {format_bytes(reserved)} of {format_bytes(usable)} usable "
-        f"RAM, leaving {format_bytes(max(left, 0))} to the system; memory.min-system-ram "
-        f"asks for at least {format_bytes(config.memory.min_system_ram)}")]
+        f"RAM, leaving {shown_left} to the system; memory.min-system-ram "
+        f"asks for at least {shown_min}")]
 
 
 def _state(problems: Sequence[Problem], pending: bool, reboot_required: bool,

@@ -18,6 +18,7 @@ from pmemd.core.plan import ChangeAction, Plan, PlanState
 from pmemd.core.ranges import MemRange, aligned_parts, subtract
 from pmemd.core.sizes import format_bytes, render_size
 from pmemd.core.text import table
+from pmemd.errors import PROBLEMS_SHOWN, ConfigError, PmemdError, Problem, render_problems
 
 DOCUMENT_VERSION = 1
 STATE_TEXT = {
@@ -33,6 +34,29 @@ STATE_TEXT = {
 
 def dump_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=False) + "\n"
+
+
+def error_document(err: PmemdError, status: int) -> dict[str, Any]:
+    """What ``--json`` prints when a command fails: the error's kind (its class, e.g.
+    ``ConfigError``, ``MachineError``), its message as on stderr, where it is (the first
+    problem's place, for a config), the first problems and how many more, the exit status."""
+    problems = err.problems if isinstance(err, ConfigError) else ()
+    message = err.render() if isinstance(err, ConfigError) else str(err)
+    return failure_document(type(err).__name__, message, status, problems)
+
+
+def failure_document(kind: str, message: str, status: int,
+                     problems: Sequence[Problem] = ()) -> dict[str, Any]:
+    place = next((p.location for p in problems if p.location is not None), None)
+    return {"version": DOCUMENT_VERSION, "error": {
+        "kind": kind,
+        "message": message,
+        "location": None if place is None else {"file": place.path, "line": place.line,
+                                                 "column": place.column},
+        "problems": [p.as_dict() for p in problems[:PROBLEMS_SHOWN]],
+        "more_problems": max(len(problems) - PROBLEMS_SHOWN, 0),
+        "status": status,
+    }}
 
 
 def _range_json(rng: MemRange) -> dict[str, Any]:
@@ -210,7 +234,7 @@ def render_plan_text(plan: Plan, config: Config, kernel: KernelInfo, machine: st
                 for d in plan.unmatched_devices]
     if plan.problems:
         out += ["", "Problems:"]
-        out += ["  " + p.render().replace("\n", "\n  ") for p in plan.problems]
+        out.append("  " + render_problems(plan.problems).replace("\n", "\n  "))
     out += ["", f"State: {STATE_TEXT[plan.state]}"]
     if moving and not plan.problems:
         out.append(f"       {len(moving)} command-line change(s); a reboot makes them take effect")

@@ -9,12 +9,13 @@ nesting) is refused with its line and column, and so that YAML 1.1's surprises (
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
 
-from pmemd.core.sizes import SizeError, format_bytes, parse_size
-from pmemd.errors import Location, Problem
+from pmemd.core.sizes import SizeError, format_compared, parse_size
+from pmemd.errors import Location, Problem, quoted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,9 +23,16 @@ if TYPE_CHECKING:
 
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 16
+# Values, lists and mappings in one document: 1,024 regions written out in full take about
+# 30,000; a document of more is refused where it crosses the limit, which bounds the work
+# (and the problems) of any input, about a second on a slow machine.
+MAX_NODES = 50_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULLS = ("", "~", "null", "Null", "NULL")
 _STARTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
+# What YAML does not allow in a stream (its c-printable set, which PyYAML checks too).
+_NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd"
+                            "\U00010000-\U0010ffff]")
 
 
 @dataclass
@@ -46,7 +54,7 @@ class Node:
             return f"a {self.kind}"
         if self.is_null:
             return "nothing (null)"
-        return f"{self.text!r}"
+        return quoted(self.text)
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,16 @@ class _Builder:
         self.stack: list[Node] = []
         self.pending_key: list[Node | None] = []  # per open mapping: a key awaiting its value
         self.documents = 0
+        self.nodes = 0
 
     def feed(self, event: yaml.Event) -> None:
         line, column = _mark(event)
         self._check(event, line, column)
+        if isinstance(event, _STARTS):
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                raise _Refused(f"more than {MAX_NODES} YAML nodes (values, lists and "
+                               "mappings); a pmemd.yaml has far fewer", line, column)
         if isinstance(event, yaml.ScalarEvent):
             self._attach(Node("scalar", line, column, text=event.value, plain=not event.style))
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
@@ -133,10 +147,17 @@ class _Builder:
             self.pending_key[-1] = None
 
 
+def too_large(path: str, size: str) -> Problem:
+    """A config of ``size`` (``50 MiB``, ``2000000 characters``) over the size limit."""
+    return Problem(f"file is {size}; pmemd reads configs of at most "
+                   f"{format_compared(0, MAX_CONFIG_BYTES)[1]}", location=Location(path, 1, 1))
+
+
 def _decode(data: bytes, path: str) -> str | Problem:
     if len(data) > MAX_CONFIG_BYTES:
-        return Problem(f"file is {format_bytes(len(data))}; pmemd reads configs of at most "
-                       f"{format_bytes(MAX_CONFIG_BYTES)}", location=Location(path, 1, 1))
+        size, limit = format_compared(len(data), MAX_CONFIG_BYTES)
+        return Problem(f"file is {size}; pmemd reads configs of at most {limit}",
+                       location=Location(path, 1, 1))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -145,7 +166,26 @@ def _decode(data: bytes, path: str) -> str | Problem:
         column = len(before.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")) + 1
         return Problem(f"not UTF-8: byte 0x{data[err.start]:02x} cannot be decoded",
                        location=Location(path, line, column))
-    return text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff")
+    refused = _NOT_PRINTABLE.search(text)
+    if refused is not None:
+        return _refused_character(text, refused.start(), path)
+    return text
+
+
+def _refused_character(text: str, position: int, path: str) -> Problem:
+    """The first character YAML does not allow (NUL, escape, DEL …), at its line and column
+    as YAML counts them, with its source line."""
+    lines = text[:position].splitlines(keepends=True)
+    if not lines or lines[-1].splitlines()[0] != lines[-1]:  # at the start of a line
+        line, column = len(lines) + 1, 1
+    else:
+        line, column = len(lines), len(lines[-1]) + 1
+    char = text[position]
+    source = text.splitlines()[line - 1] if text.splitlines()[line - 1:] else None
+    return Problem(f"character U+{ord(char):04X} is not allowed: pmemd.yaml holds printable "
+                   "text only (no control characters)", "", Location(path, line, column),
+                   source)
 
 
 def read_document(data: bytes, path: str) -> Document | Problem:
@@ -216,7 +256,7 @@ class TreeReader:
             if name in entries:
                 first = entries[name]
                 self.at(child, key_node,
-                        f"duplicate key {name!r} (first set on line {first.line})")
+                        f"duplicate key {quoted(name)} (first set on line {first.line})")
                 continue
             if name not in allowed:
                 import difflib  # only for this message: keeps the generator's start-up lean
@@ -224,7 +264,7 @@ class TreeReader:
                 hint = difflib.get_close_matches(name, allowed, n=1)
                 known = (f"did you mean {hint[0]!r}?" if hint
                          else "known keys: " + ", ".join(allowed))
-                self.at(child, key_node, f"unknown key {name!r}; {known}")
+                self.at(child, key_node, f"unknown key {quoted(name)}; {known}")
                 continue
             entries[name] = value
             self.locations[child] = (value.line, value.column)

@@ -39,16 +39,29 @@ def identity(path: str) -> str:
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
+NOT_REGULAR = "!special"  # a FIFO, a device, a directory: never read, never a key's match
+CONTENT_LIMIT = 16 << 20  # more than any file a key holds (a config is at most 1 MiB)
+
+
 def content(path: str, limit: int = -1) -> str:
     """The bytes of ``path`` (at most ``limit``) in hex; ``-`` when it does not exist,
-    ``!ERRNO`` when it cannot be read."""
+    ``!ERRNO`` when it cannot be read, ``!special`` when it is not a regular file (opened
+    without blocking, so a FIFO at /etc/pmemd.yaml cannot hang the boot)."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read(limit).hex()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         return MISSING
     except OSError as err:
         return f"!{err.errno}"
+    try:
+        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:  # not S_IFREG
+            return NOT_REGULAR
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(CONTENT_LIMIT if limit < 0 else limit).hex()
+    except OSError as err:
+        return f"!{err.errno}"
+    finally:
+        os.close(fd)
 
 
 def tree(path: str) -> str:

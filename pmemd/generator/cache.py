@@ -13,6 +13,7 @@ import os
 import sys
 from enum import StrEnum
 
+from pmemd.errors import UnreadableFile
 from pmemd.fastpath.fingerprint import remember_code
 from pmemd.fastpath.generator_cache import cache_key, render_cache
 from pmemd.fastpath.generator_runtime import Log
@@ -49,7 +50,7 @@ def render_generator_cache(machine: Machine) -> str | None:
     (the config cannot be read, the generator fails unexpectedly)."""
     try:
         data = read_generator_config(machine)
-    except OSError:
+    except UnreadableFile:
         return None
     log = Log(echo=False)
     try:

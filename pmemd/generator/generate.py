@@ -15,8 +15,11 @@ from pmemd.core.config import ParsedConfig, parse_config
 from pmemd.core.model import Config
 from pmemd.core.ranges import MemRange
 from pmemd.core.units import GeneratedFile, UnitError, render_region_units
-from pmemd.fastpath.generator_runtime import CONFIG_READ_LIMIT, Log
+from pmemd.core.yamltree import MAX_CONFIG_BYTES
+from pmemd.errors import FileMissing, UnreadableFile
+from pmemd.fastpath.generator_runtime import Log
 from pmemd.fastpath.keyfile import in_initrd
+from pmemd.machine.files import read_regular
 from pmemd.machine.root import CONFIG_PATH, TARGET, Machine
 
 
@@ -93,11 +96,10 @@ def generate_from(machine: Machine, data: bytes | None, log: Log) -> Generated:
 
 def read_generator_config(machine: Machine) -> bytes | None:
     """As much of the config as the generator reads; ``None`` when there is none.
-    ``OSError`` when it cannot be read."""
+    :class:`UnreadableFile` when it cannot be read (or is no regular file, or too large)."""
     try:
-        with machine.config.open("rb") as handle:
-            return handle.read(CONFIG_READ_LIMIT)
-    except FileNotFoundError:
+        return read_regular(machine.config, MAX_CONFIG_BYTES)
+    except FileMissing:
         return None
 
 
@@ -107,7 +109,7 @@ def generate(machine: Machine, log: Log) -> Generated:
         return Generated()  # pmem filesystems belong to the booted system, not the initrd
     try:
         data = read_generator_config(machine)
-    except OSError as err:
-        log.error(f"{CONFIG_PATH}: {err.strerror}, ignoring")
+    except UnreadableFile as err:
+        log.error(f"{CONFIG_PATH}: {err.reason}, ignoring")
         return Generated()
     return generate_from(machine, data, log)

@@ -16,29 +16,34 @@ from pmemd.core.facts import MachineFacts
 from pmemd.core.kernel import KernelInfo, newest, parse_kernel_config
 from pmemd.core.mounts import MountEntry, MountinfoError, parse_mountinfo
 from pmemd.core.yamltree import MAX_CONFIG_BYTES
-from pmemd.errors import Location, MachineError, Problem
+from pmemd.errors import (
+    FileMissing,
+    FileTooLarge,
+    Location,
+    MachineError,
+    NotRegularFile,
+    Problem,
+)
+from pmemd.machine.files import read_regular
 from pmemd.machine.memory import read_memory_map
 from pmemd.machine.root import BOOT_DIR, Machine
 
 
 def read_config(machine: Machine, path: Path | None = None) -> ParsedConfig:
     """The config at ``path`` (default: ``/etc/pmemd.yaml`` under the machine's root), as
-    far as it is valid and usable. A missing file is a problem of the config ("create
-    it"); a file pmemd may not read is a :class:`MachineError`."""
+    far as it is valid and usable. A config that is not there as a regular file of at most
+    :data:`~pmemd.core.yamltree.MAX_CONFIG_BYTES` is a problem of the config ("create it",
+    "is a FIFO"); a file pmemd may not read is a :class:`MachineError`."""
     target = path if path is not None else machine.config
     shown = str(target)
     try:
-        with target.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)  # enough to tell "too large"
-    except FileNotFoundError:
+        data = read_regular(target, MAX_CONFIG_BYTES)
+    except FileMissing:
         problem = Problem("no such file; create it (see pmemd.yaml(5))",
                           location=Location(shown, 1, 1))
         return ParsedConfig(shown, (problem,), None)
-    except IsADirectoryError:
-        problem = Problem("is a directory, not a config file", location=Location(shown, 1, 1))
-        return ParsedConfig(shown, (problem,), None)
-    except PermissionError:
-        raise MachineError(f"{shown}: permission denied") from None
+    except (NotRegularFile, FileTooLarge) as err:
+        return ParsedConfig(shown, (Problem(err.reason, location=Location(shown, 1, 1)),), None)
     return parse_config(data, shown)
 
 

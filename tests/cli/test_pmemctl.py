@@ -4,13 +4,14 @@ JSON everywhere, exit statuses, and clear words when the service is absent or sa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, run_pmemd
 from tests.service.conftest import CONVERGED
 from tests.service.harness import TIMEOUT, PrivateBus, Running, as_nobody, call
 
@@ -195,3 +196,62 @@ def test_status_of_an_invalid_config_still_shows_the_boot(bus: PrivateBus, workd
         assert f"     Bootloader: {bootloader}" in done.stdout, done.stdout
         assert "      Next boot: no memmap= option" in lines  # nothing is desired yet
         assert any(line.startswith("        Problem: ") for line in lines)
+
+
+def test_validate_of_many_problems_on_one_line_is_a_bounded_reply(
+        bus: PrivateBus, service: Running, workdir: Path) -> None:
+    """8 KB sent by anyone: the reply used to be ~48 MB (every problem with the whole line),
+    which the bus refused, taking the service off it."""
+    config = workdir / "long.yaml"
+    config.write_text("version: 1\nregions: [" + ",".join(["x"] * 4_000) + "]\n")
+    done = pmemctl(bus, "validate", str(config), nobody=True)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stderr.startswith(f"{config}:2:")
+    assert len(done.stderr) < 64 * 1024
+    assert pmemctl(bus, "status").returncode == 0  # still there for everyone else
+
+
+@pytest.mark.parametrize("what", ["fifo", "/dev/zero", "directory"])
+def test_validate_reads_only_a_regular_file_of_bounded_size(bus: PrivateBus, service: Running,
+                                                            workdir: Path, what: str) -> None:
+    """/dev/zero used to end in a MemoryError, a FIFO in a wait without end."""
+    path = {"fifo": workdir / "fifo", "/dev/zero": Path("/dev/zero"),
+            "directory": workdir}[what]
+    if what == "fifo":
+        os.mkfifo(path)
+    done = pmemctl(bus, "validate", str(path))
+    kind = {"fifo": "a FIFO", "/dev/zero": "a character device", "directory": "a directory"}
+    assert (done.returncode, done.stderr) == (
+        1, f"pmemctl: {path}: is {kind[what]}, not a regular file\n")
+
+
+def test_validate_refuses_a_file_over_the_size_limit(bus: PrivateBus, service: Running,
+                                                     workdir: Path) -> None:
+    big = workdir / "big.yaml"
+    big.write_bytes(b"version: 1\n" + b"#" * (2 << 20) + b"\n")
+    done = pmemctl(bus, "validate", str(big))
+    assert (done.returncode, done.stderr) == (
+        1, f"pmemctl: {big}: larger than 1 MiB (1048576 bytes), the most pmemd reads: "
+           f"{big.stat().st_size} bytes\n")
+
+
+@pytest.mark.parametrize(("data", "where"), [
+    (b"version: 1\nboot:\n  reboot: ne\x00ver\n", "3:13: character U+0000 is not allowed"),
+    (b"version: 1\nregions:\n  - name: caf\xe9\n", "3:14: not UTF-8: byte 0xe9 cannot be "
+                                                    "decoded"),
+])
+def test_validate_locates_bytes_a_config_cannot_hold(bus: PrivateBus, service: Running,
+                                                     workdir: Path, data: bytes,
+                                                     where: str) -> None:
+    """A NUL byte or a byte that is not UTF-8 used to end in a traceback (D-Bus strings
+    hold neither)."""
+    config = workdir / "bad.yaml"
+    config.write_bytes(data)
+    done = pmemctl(bus, "validate", str(config))
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(f"{config}:{where}")
+    assert "Traceback" not in done.stderr
+    document = json.loads(pmemctl(bus, "validate", "--json", str(config)).stdout)
+    assert document["valid"] is False and document["errors"][0].startswith(f"{config}:{where}")
+    said = run_pmemd("validate", "--root", str(workdir), "--config", str(config))
+    assert said.stderr.splitlines()[0] == done.stderr.splitlines()[0]  # in the same words

@@ -230,3 +230,27 @@ def test_validate_without_a_machine_checks_the_file_only(tmp_path: Path) -> None
 def test_version() -> None:
     done = run_pmemd("--version")
     assert done.returncode == 0 and done.stdout.startswith("pmemd ")
+
+
+def _uncommented(lines: list[str], start: int) -> None:
+    """Uncomment the block of commented lines from ``start`` on (the first '#' of each
+    taken away), as an admin does."""
+    end = start
+    while end < len(lines) and lines[end].startswith("#"):
+        lines[end] = lines[end][1:]
+        end += 1
+    assert end > start
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_the_shipped_example_validates_when_uncommented(tmp_path: Path, memory: bool) -> None:
+    """Its comment said "uncomment" over a second 'regions:' key: a duplicate key."""
+    lines = (REPO / "etc/pmemd.yaml").read_text().splitlines()
+    instruction = next(n for n, line in enumerate(lines) if "(uncomment" in line)
+    _uncommented(lines, instruction + 1)  # the example, as the comment says
+    if memory:  # and the optional memory settings
+        _uncommented(lines, lines.index("#memory:"))
+    config = write(tmp_path / "pmemd.yaml", "\n".join(lines) + "\n")
+    done = run_pmemd("validate", "--root", SERVER, "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{config}: valid (1 regions: data 4 GiB at 0x300000000)\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json as jsonlib
 import os
 import tempfile
 import time
@@ -119,8 +120,12 @@ def _memmap(data: bytes, json: bool) -> None:
     assert status in (0, 1), err.getvalue()
     assert "Traceback" not in err.getvalue()
     assert _visible(out.getvalue()) and _visible(err.getvalue())
-    if status == 1:
-        assert err.getvalue().startswith("pmemd: ") and out.getvalue() == ""
+    if status == 1:  # an error; with --json also as a document on stdout
+        assert err.getvalue().startswith("pmemd: ")
+        if json:
+            assert jsonlib.loads(out.getvalue())["error"]["status"] == 1
+        else:
+            assert out.getvalue() == ""
 
 
 def test_pmemd_memmap_on_arbitrary_bytes(reliability: Callable[[Figure], None]) -> None:

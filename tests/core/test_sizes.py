@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pmemd.core.sizes import U64_MAX, SizeError, format_bytes, memparse, parse_size, render_size
+from pmemd.core.sizes import (
+    U64_MAX,
+    SizeError,
+    format_bytes,
+    format_compared,
+    memparse,
+    parse_size,
+    render_size,
+)
 
 K, M, G, T = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 
@@ -118,3 +126,34 @@ def test_suffix_forms_round_trip(count: int, unit: str) -> None:
 ])
 def test_format_bytes(value: int, text: str) -> None:
     assert format_bytes(value) == text
+
+
+# --- a size compared with a limit never reads as the limit ---------------------------------
+
+
+@pytest.mark.parametrize(("value", "bound", "expected"), [
+    (2 * (1 << 30) - (1 << 20) * 2, 2 << 30, ("1.998 GiB", "2 GiB")),  # was "2 GiB" twice
+    ((1 << 20) + 1, 1 << 20, ("1048577 bytes", "1048576 bytes")),
+    (50 << 20, 1 << 20, ("50 MiB", "1 MiB")),
+    (3 << 29, 1 << 30, ("1.5 GiB", "1 GiB")),
+    (1 << 30, 1 << 30, ("1 GiB", "1 GiB")),
+    ((1 << 30) - 1, 1 << 30, ("1073741823 bytes", "1073741824 bytes")),
+])
+def test_compared_sizes_read_as_they_compare(value: int, bound: int,
+                                             expected: tuple[str, str]) -> None:
+    assert format_compared(value, bound) == expected
+
+
+def _read_back(text: str) -> float:
+    number, unit = text.split(" ")
+    scale = {"B": 1, "bytes": 1, "KiB": K, "MiB": M, "GiB": G, "TiB": T, "PiB": 1 << 50,
+             "EiB": 1 << 60}[unit]
+    return float(number) * scale
+
+
+@given(st.integers(0, 1 << 50), st.integers(0, 1 << 50))
+def test_compared_sizes_read_in_the_order_they_are(value: int, bound: int) -> None:
+    shown, limit = format_compared(value, bound)
+    read_value, read_bound = _read_back(shown), _read_back(limit)
+    assert (read_value > read_bound) is (value > bound)
+    assert (read_value < read_bound) is (value < bound)

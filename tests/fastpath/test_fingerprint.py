@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from pmemd.fastpath import fingerprint
-from pmemd.fastpath.fingerprint import MISSING, code_files, content, hexed, identity, tree, unhexed
+from pmemd.fastpath.fingerprint import (
+    MISSING,
+    NOT_REGULAR,
+    code_files,
+    content,
+    hexed,
+    identity,
+    tree,
+    unhexed,
+)
 from tests.conftest import REPO
 
 
@@ -38,7 +47,12 @@ def test_content_is_hex_limited_missing_or_an_errno(tmp_path: Path) -> None:
     assert content(str(path)) == b"ro quiet\n".hex()
     assert content(str(path), 2) == b"ro".hex()
     assert content(str(tmp_path / "none")) == MISSING
-    assert content(str(tmp_path)) == "!21"  # EISDIR: unreadable, not missing
+    assert content(str(tmp_path)) == NOT_REGULAR  # a directory: never a key's match
+    os.mkfifo(tmp_path / "fifo")
+    assert content(str(tmp_path / "fifo")) == NOT_REGULAR  # not opened for reading: no wait
+    (tmp_path / "locked").write_text("x")
+    (tmp_path / "locked").chmod(0)
+    assert content(str(tmp_path / "locked")) in ("78", "!13")  # root reads it; others EACCES
 
 
 def test_a_tree_changes_when_a_leaf_does_and_only_then(tmp_path: Path) -> None:
