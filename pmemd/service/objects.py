@@ -182,22 +182,25 @@ class ManagerInterface(_Interface):
 
     @dbus_method(api.RELOAD)
     async def Reload(self) -> None:
-        self.server.ops.reload()
+        # It makes root write the generator's cache: a change, asked of polkit like one.
+        await self.server.authority.check(current_caller(), Action.MANAGE)
+        await self.server.ops.reload()
 
     @dbus_method(api.VALIDATE, "yaml")
     async def Validate(self, yaml: str) -> list[list[object]]:
-        return [w.wire() for w in self.server.ops.validate(yaml)]
+        return [w.wire() for w in await self.server.ops.validate(yaml)]
 
     @dbus_method(api.GET_PLAN)
     async def GetPlan(self) -> str:
-        return self.server.ops.plan_json()
+        return await self.server.ops.plan_json()
 
     @dbus_method(api.GET_MEMORY_MAP)
     async def GetMemoryMap(self) -> list[list[list[object]]]:
-        return self.server.ops.memory_map()
+        return await self.server.ops.memory_map()
 
     @dbus_method(api.LIST_REGIONS)
     async def ListRegions(self) -> list[list[object]]:
+        await self.server.ops.fresh()
         return [api.RegionRow(name=v.Name, path=api.region_path(v.Name), offset=v.Offset,
                               size=v.Size, device=v.Device, mountpoint=v.Mountpoint,
                               fstype=v.FilesystemType, state=v.State).wire()

@@ -28,7 +28,13 @@ from dbus_next.message import Message
 from pmemd.errors import MachineError
 from pmemd.machine.root import Machine
 from pmemd.machine.systemctl import Systemd
-from pmemd.service.api import BUS_NAME, MANAGER_PATH, region_path
+from pmemd.service.api import (
+    BUS_NAME,
+    MANAGER_INTERFACE,
+    MANAGER_PATH,
+    REGION_INTERFACE,
+    region_path,
+)
 from pmemd.service.objects import CURRENT_CALL, ManagerInterface, RegionInterface
 from pmemd.service.operations import Operations
 from pmemd.service.polkit import Authority
@@ -44,6 +50,8 @@ from pmemd.service.views import (
 log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds without a call before the service exits
+MOUNT_DEBOUNCE = 0.1  # seconds of mount events gathered into one reading
+OWN_INTERFACES = (MANAGER_INTERFACE, REGION_INTERFACE)
 
 
 class _MountWatch:
@@ -121,12 +129,19 @@ class Server:
                 self._quiet.set()
 
     def _on_message(self, msg: Message) -> bool:
-        """Runs before dbus-next dispatches a message; never handles it itself."""
+        """Runs before dbus-next dispatches a message; never handles it itself, and never
+        waits: a property read is answered from the last reading, while the files it came
+        from are checked in the background (a change is then published)."""
         if msg.message_type is MessageType.METHOD_CALL:
             CURRENT_CALL.set(msg)
             self._last_call = asyncio.get_running_loop().time()
-            self.ops.refresh_if_changed()
+            if msg.interface not in OWN_INTERFACES:  # pmemd's methods wait for a reading
+                self.ops.poke()
         return False
+
+    def _mounts_changed(self) -> None:
+        """A burst of mount events (a mount unit starting, ``umount -a``) is one reading."""
+        self.ops.poke(force=True, delay=MOUNT_DEBOUNCE)
 
     def _check_idle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -151,10 +166,10 @@ class Server:
         for signum in (signal.SIGTERM, signal.SIGINT):  # before anyone can know we run
             loop.add_signal_handler(signum, self._stop.set)
         self.bus.add_message_handler(self._on_message)
-        self.ops.refresh()
+        await self.ops.fresh(force=True)
         self.bus.export(MANAGER_PATH, self.manager)
         await self._own_name()
-        watch = _MountWatch(self.ops.machine.mountinfo, self.ops.refresh) \
+        watch = _MountWatch(self.ops.machine.mountinfo, self._mounts_changed) \
             if self.ops.systemd.live else None
         self._last_call = loop.time()
         if self.idle_timeout > 0:
