@@ -108,6 +108,7 @@ class Operations:
         self._stamp: tuple[FileStamp, ...] = ()
         self._plan_json: tuple[Status, str] | None = None  # GetPlan's answer for a status
         self._operation: str | None = None  # the change in progress, for Busy
+        self.stopping = False  # the service is stopping: no new change is taken on
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="pmemd-op")
         # Reading the machine (sysfs, /boot, the config) and checking a document happen in
         # threads of their own: a slow file or a large document never holds the event loop,
@@ -218,10 +219,17 @@ class Operations:
 
     # --- changing -------------------------------------------------------------------
 
+    @property
+    def operation(self) -> str | None:
+        """The change in progress (what, and for whom), if any."""
+        return self._operation
+
     async def exclusive(self, what: str, caller: Caller, work: Callable[[], T]) -> T:
         """Run ``work`` in the worker thread; one change at a time, never queued silently."""
         if self._operation is not None:
             raise Busy(f"{self._operation} is in progress; try again when it finishes")
+        if self.stopping:
+            raise Busy("the pmemd service is stopping; try again (a new one starts)")
         self._operation = f"{what} (requested by {caller.sender})"
         try:
             return await asyncio.get_running_loop().run_in_executor(self._worker, work)

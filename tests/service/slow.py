@@ -141,10 +141,15 @@ def set_delay(root: Path, seconds: float) -> None:
     (root / DELAY_FILE).write_text(f"{seconds:g}\n")
 
 
+def grubby_pids(root: Path) -> list[int]:
+    """The process of each run of the slow grubby so far (each leads its process group)."""
+    path = root / STARTED_FILE
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
 def grubby_runs(root: Path) -> int:
     """How many times the slow grubby has started."""
-    path = root / STARTED_FILE
-    return len(path.read_text().splitlines()) if path.exists() else 0
+    return len(grubby_pids(root))
 
 
 def wait_for_grubby(root: Path, runs: int, timeout: float = TIMEOUT) -> None:
