@@ -198,7 +198,8 @@ class Server:
             watch.close()
         if lost.done():
             stop.cancel()
-            raise MachineError("lost the connection to the bus")
+            why = None if lost.cancelled() else lost.exception()  # retrieved: said here
+            raise MachineError(f"lost the connection to the bus{f': {why}' if why else ''}")
         await self._finish_calls()
         self.bus.disconnect()  # type: ignore[no-untyped-call]
         lost.cancel()
