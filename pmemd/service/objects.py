@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 CURRENT_CALL: contextvars.ContextVar[Message | None] = contextvars.ContextVar(
     "pmemd_current_call", default=None)
 
+# An error's text is cut beyond this (characters): a reply of at most a few MiB.
+MAX_ERROR_TEXT = 1 << 20
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 G = TypeVar("G", bound=Callable[..., Any])
 
@@ -71,11 +73,24 @@ def split_signature(signature: str) -> list[str]:
     return types
 
 
+def bounded(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text`` cut to about ``limit`` characters at a line's end, saying how much was cut:
+    an error reply larger than the bus allows (32 MiB on the system bus) would make
+    dbus-daemon disconnect the service, not the caller."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit)
+    kept = text[:cut if cut > 0 else limit]
+    rest = text[len(kept):]
+    return (f"{kept}\n… and {rest.count(chr(10)) + 1} more lines ({len(rest)} characters) "
+            "not sent: run 'pmemd validate' on the file for all of it")
+
+
 def dbus_method(member: api.Method, *names: str) -> Callable[[F], F]:
     """The D-Bus method ``member`` (its arguments named ``names``, in order).
 
-    pmemd's errors become their named D-Bus errors; anything else is logged and reported
-    as ``io.pmemd1.Error.Failed`` without a Python traceback.
+    pmemd's errors become their named D-Bus errors (their text bounded); anything else is
+    logged and reported as ``io.pmemd1.Error.Failed`` without a Python traceback.
     """
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -86,11 +101,11 @@ def dbus_method(member: api.Method, *names: str) -> Callable[[F], F]:
                 except DBusError:
                     raise
                 except PmemdError as err:
-                    raise dbus_error(error_name(err), str(err)) from None
+                    raise dbus_error(error_name(err), bounded(str(err))) from None
                 except Exception as err:
                     log.exception("%s failed", fn.__name__)
-                    raise dbus_error(api.ErrorName.FAILED,
-                                     f"internal error in {fn.__name__}: {err}") from None
+                    raise dbus_error(api.ErrorName.FAILED, bounded(
+                        f"internal error in {fn.__name__}: {err}")) from None
         assert fn.__name__ == member.name, (fn.__name__, member)
         fn.__annotations__ = {**dict(zip(names, split_signature(member.args), strict=True)),
                               "return": member.result}
@@ -182,22 +197,25 @@ class ManagerInterface(_Interface):
 
     @dbus_method(api.RELOAD)
     async def Reload(self) -> None:
-        self.server.ops.reload()
+        # It makes root write the generator's cache: a change, asked of polkit like one.
+        await self.server.authority.check(current_caller(), Action.MANAGE)
+        await self.server.ops.reload()
 
     @dbus_method(api.VALIDATE, "yaml")
     async def Validate(self, yaml: str) -> list[list[object]]:
-        return [w.wire() for w in self.server.ops.validate(yaml)]
+        return [w.wire() for w in await self.server.ops.validate(yaml)]
 
     @dbus_method(api.GET_PLAN)
     async def GetPlan(self) -> str:
-        return self.server.ops.plan_json()
+        return await self.server.ops.plan_json()
 
     @dbus_method(api.GET_MEMORY_MAP)
     async def GetMemoryMap(self) -> list[list[list[object]]]:
-        return self.server.ops.memory_map()
+        return await self.server.ops.memory_map()
 
     @dbus_method(api.LIST_REGIONS)
     async def ListRegions(self) -> list[list[object]]:
+        await self.server.ops.fresh()
         return [api.RegionRow(name=v.Name, path=api.region_path(v.Name), offset=v.Offset,
                               size=v.Size, device=v.Device, mountpoint=v.Mountpoint,
                               fstype=v.FilesystemType, state=v.State).wire()

@@ -2,6 +2,11 @@
 changed), validate, plan, apply, replace the config, mount and format — through the same
 functions the ``pmemd`` commands call, one change at a time, in a worker thread.
 
+Nothing that may block or take long runs on the event loop: readings of the machine run
+in a reader thread, one at a time, coalesced (:mod:`pmemd.service.coalesce`), and the
+last reading answers property reads meanwhile; checking a document runs in a thread of
+its own.
+
 Everything the service knows is re-read from the machine (config, memory map, command
 line, devices, mounts): it keeps no state of its own, so it may exit when idle and start
 again when called. The D-Bus objects (:mod:`pmemd.service.objects`) are thin over this.
@@ -38,7 +43,7 @@ from pmemd.errors import (
     NoSuchRegion,
     PmemdError,
 )
-from pmemd.generator.cache import refresh_generator_cache
+from pmemd.generator.cache import CacheResult, refresh_generator_cache
 from pmemd.machine.atomic import Transaction, remove_durably
 from pmemd.machine.facts import read_facts
 from pmemd.machine.lock import change_lock
@@ -46,14 +51,16 @@ from pmemd.machine.root import TARGET, Machine
 from pmemd.machine.runner import Runner
 from pmemd.machine.systemctl import Systemd
 from pmemd.service.api import VALIDATE_SOURCE, WarningRow
+from pmemd.service.coalesce import Coalesced
 from pmemd.service.polkit import Caller
-from pmemd.service.status import Status, overall_state, read_status
+from pmemd.service.status import Status, overall_state, read_status, unreadable_status
 from pmemd.service.views import map_entries
 from pmemd.storage.makefs import make_region_filesystem
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+RELOAD_SPACING = 1.0  # seconds at least between the starts of two reloads
 FileStamp = tuple[int, int, int] | None
 
 
@@ -70,9 +77,22 @@ def _stamp(paths: tuple[str, ...]) -> tuple[FileStamp, ...]:
     return tuple(out)
 
 
+def check_document(yaml: str, status: Status) -> list[WarningRow]:
+    """(pure, CPU-bound) ``Validate``'s answer for ``yaml`` on the machine of ``status``."""
+    config = parse_config(yaml, VALIDATE_SOURCE).require()
+    if status.facts is None:
+        return [WarningRow("machine-checks-skipped", "",
+                           f"the text is valid; machine checks skipped: "
+                           f"{status.machine_error}")]
+    result = plan(config, status.facts)
+    if result.problems:
+        raise ConfigError(result.problems)
+    return [WarningRow(w.code, w.region or "", w.message) for w in result.warnings]
+
+
 class Operations:
-    """The service's work. ``on_change`` runs after every new reading of the machine (the
-    server publishes it)."""
+    """The service's work. ``on_change`` runs (on the event loop) after every new reading
+    of the machine (the server publishes it)."""
 
     def __init__(self, machine: Machine, config_path: Path | None, systemd: Systemd,
                  on_change: Callable[[Status], None]) -> None:
@@ -80,15 +100,24 @@ class Operations:
         self.config_path = config_path
         self.systemd = systemd
         self.on_change = on_change
-        self.status: Status | None = None
+        self.status: Status | None = None  # the last reading: what every answer is from
         # Files whose change means the status must be read again (checked at every call).
         self._watched = tuple(str(p) for p in (
             self.config_file, machine.cmdline, machine.state_dir, machine.runtime_dir,
             machine.sys_block, machine.mountinfo))
         self._stamp: tuple[FileStamp, ...] = ()
-        self._plan_json: str | None = None  # GetPlan's answer for the current status
+        self._plan_json: tuple[Status, str] | None = None  # GetPlan's answer for a status
         self._operation: str | None = None  # the change in progress, for Busy
+        self.stopping = False  # the service is stopping: no new change is taken on
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="pmemd-op")
+        # Reading the machine (sysfs, /boot, the config) and checking a document happen in
+        # threads of their own: a slow file or a large document never holds the event loop,
+        # which keeps answering property reads from the last reading.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="pmemd-read")
+        self._checker = ThreadPoolExecutor(1, thread_name_prefix="pmemd-check")
+        self._readings = Coalesced(self._reading)
+        self._reloads = Coalesced(self._reload, spacing=RELOAD_SPACING)
+        self._force = False  # the next reading reads even if no watched file changed
 
     @property
     def config_file(self) -> Path:
@@ -96,75 +125,119 @@ class Operations:
 
     # --- reading --------------------------------------------------------------------
 
-    def refresh(self) -> Status:
-        """Read the machine again, and publish it."""
-        self._stamp = _stamp(self._watched)
-        self.status = read_status(self.machine, self.config_path)
-        self._plan_json = None
-        self.on_change(self.status)
+    def poke(self, *, force: bool = False, delay: float = 0.0) -> None:
+        """Something may have changed (a call arrived, the mount table moved): read again
+        if a watched file changed (``force``: in any case), in the background; ``delay``
+        gathers a burst of pokes into one reading."""
+        self._force |= force
+        if delay > 0:
+            self._readings.soon(delay)
+        else:
+            self._readings.request()
+
+    async def fresh(self, *, force: bool = False) -> Status:
+        """The status as of now: after a reading that started after this call (shared with
+        every other call that arrives meanwhile)."""
+        self._force |= force
+        return await self._readings.request()
+
+    async def _reading(self) -> Status:
+        force, self._force = self._force, False
+        loop = asyncio.get_running_loop()
+        status = await loop.run_in_executor(self._reader, self._read, force)
+        if status is not None:
+            self.status = status
+            self.on_change(status)
+        assert self.status is not None
         return self.status
 
-    def refresh_if_changed(self) -> None:
-        if _stamp(self._watched) != self._stamp:
-            self.refresh()
+    def _read(self, force: bool) -> Status | None:
+        """(reader thread) A new reading; ``None`` when nothing it depends on changed."""
+        stamp = _stamp(self._watched)
+        last = self.status
+        if not force and last is not None and stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        try:
+            status = read_status(self.machine, self.config_path, last)
+        except Exception as err:  # a bug: shown as a state, with the traceback in the log
+            log.exception("reading the machine failed")
+            status = unreadable_status(f"internal error reading the machine: {err}",
+                                       last, self.config_file)
+        if status.machine_error is not None and (
+                last is None or last.machine_error != status.machine_error):
+            log.warning("cannot read the machine: %s", status.machine_error)
+        return status
 
-    def current(self) -> Status:
-        return self.status if self.status is not None else self.refresh()
-
-    def reload(self) -> None:
+    async def reload(self) -> None:
         """Read everything again, and write the generator's cache (the next boot's
-        generator replays it)."""
-        self.refresh()
-        refresh_generator_cache(self.machine)
+        generator replays it). Reloads asked for while one runs share the next one, and
+        they start at most once per :data:`RELOAD_SPACING` seconds."""
+        result, why = await self._reloads.request()
+        if result is CacheResult.FAILED:
+            raise MachineError(f"cannot write the generator's cache: {why}")
 
-    def facts(self) -> MachineFacts:
-        status = self.current()
+    async def _reload(self) -> tuple[CacheResult, str]:
+        await self.fresh(force=True)
+        loop = asyncio.get_running_loop()
+        result, why = await loop.run_in_executor(self._reader, refresh_generator_cache,
+                                                 self.machine)
+        log.info("reloaded: read the machine again; generator cache %s%s", result.value,
+                 f" ({why})" if why else "")
+        return result, why
+
+    @staticmethod
+    def facts_of(status: Status) -> MachineFacts:
         if status.facts is None:
             raise MachineError(status.machine_error or "the machine could not be read")
         return status.facts
 
-    def memory_map(self) -> list[list[list[object]]]:
-        memory = self.facts().memory
+    async def memory_map(self) -> list[list[list[object]]]:
+        memory = self.facts_of(await self.fresh()).memory
         return [map_entries(memory.firmware), map_entries(memory.edited)]
 
-    def plan_json(self) -> str:
+    async def plan_json(self) -> str:
         """The document ``pmemd plan --json`` prints (made once per reading)."""
-        status = self.current()
+        status = await self.fresh()
         if status.plan is None:
             if status.config is None:
                 raise ConfigError(status.problems)
             raise MachineError(status.machine_error or "the machine could not be read")
-        if self._plan_json is None:
+        if self._plan_json is None or self._plan_json[0] is not status:
             assert status.boot is not None
-            self._plan_json = dump_json(plan_with_boot_document(status.plan, status.boot))
-        return self._plan_json
+            self._plan_json = (status, dump_json(plan_with_boot_document(status.plan,
+                                                                         status.boot)))
+        return self._plan_json[1]
 
-    def validate(self, yaml: str) -> list[WarningRow]:
+    async def validate(self, yaml: str) -> list[WarningRow]:
         """Like ``pmemd validate``: the text must parse and the plan must have no problem;
-        when the machine cannot be read, only the text is checked, and that is said."""
-        config = parse_config(yaml, VALIDATE_SOURCE).require()
-        status = self.current()
-        if status.facts is None:
-            return [WarningRow("machine-checks-skipped", "",
-                               f"the text is valid; machine checks skipped: "
-                               f"{status.machine_error}")]
-        result = plan(config, status.facts)
-        if result.problems:
-            raise ConfigError(result.problems)
-        return [WarningRow(w.code, w.region or "", w.message) for w in result.warnings]
+        when the machine cannot be read, only the text is checked, and that is said. The
+        checking runs in a thread of its own: a large document takes its time there."""
+        status = await self.fresh()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._checker, check_document, yaml, status)
 
     # --- changing -------------------------------------------------------------------
+
+    @property
+    def operation(self) -> str | None:
+        """The change in progress (what, and for whom), if any."""
+        return self._operation
 
     async def exclusive(self, what: str, caller: Caller, work: Callable[[], T]) -> T:
         """Run ``work`` in the worker thread; one change at a time, never queued silently."""
         if self._operation is not None:
             raise Busy(f"{self._operation} is in progress; try again when it finishes")
+        if self.stopping:
+            raise Busy("the pmemd service is stopping; try again (a new one starts)")
         self._operation = f"{what} (requested by {caller.sender})"
         try:
             return await asyncio.get_running_loop().run_in_executor(self._worker, work)
         finally:
             self._operation = None
-            self.refresh()
+            # The caller's reply follows the reading that shows what changed (read in the
+            # reader thread; others' property reads are answered meanwhile).
+            await self.fresh(force=True)
 
     def _locked(self, what: str, caller: Caller) -> AbstractContextManager[None]:
         """pmemd's change lock (shared with ``pmemd reconcile``, make-filesystem …); held
@@ -206,7 +279,7 @@ class Operations:
                 raise ApplyAfterSetConfigFailed(
                     f"{self.config_file} was replaced, but applying it failed: {err}",
                     err) from None
-        return overall_state(self.current()).value
+        return overall_state(await self.fresh()).value
 
     def _reconcile(self, dry_run: bool, caller: Caller) -> tuple[str, list[str]]:
         if dry_run:  # writes nothing: needs no lock
@@ -225,18 +298,18 @@ class Operations:
             return await asyncio.get_running_loop().run_in_executor(None, work)
         return await self.exclusive("Apply", caller, work)
 
-    def _region(self, name: str) -> tuple[Config, PlacedRegion]:
-        status = self.current()
+    async def _region(self, name: str) -> tuple[Status, Config, PlacedRegion]:
+        status = await self.fresh()
         placed = next((p for p in status.plan.regions if p.region.name == name), None) \
             if status.plan is not None else None
         if status.config is None or placed is None:
             known = [r.name for r in status.config.regions] if status.config else []
             raise NoSuchRegion(name, known, status.config_path)
-        return status.config, placed
+        return status, status.config, placed
 
     async def mount(self, name: str, *, mount: bool, caller: Caller) -> None:
         """Start or stop the region's mount unit (the generator wrote it from the config)."""
-        _config, placed = self._region(name)
+        _status, _config, placed = await self._region(name)
         if placed.region.filesystem is None:
             raise NoFilesystem(name)
         unit = region_unit_names(placed.region, placed.range, TARGET).mount
@@ -248,11 +321,10 @@ class Operations:
         unit runs (device proven by address, size and number; never in use), with the
         region forced to ``on-boot: recreate``. Mounted: refused unless ``force``, which
         stops the mount unit first and starts it again after."""
-        config, placed = self._region(name)
+        status, config, placed = await self._region(name)
         fs = placed.region.filesystem
         if fs is None:
             raise NoFilesystem(name)
-        status = self.current()
         found = {d.region: d for d in status.plan.devices}.get(name) if status.plan else None
         mounted = found is not None and found.mount is not None
         if mounted and not force:
@@ -292,5 +364,8 @@ class Operations:
             log.error("after a failed Format, %s could not be started again: %s", unit, err)
 
     def close(self) -> None:
-        """Wait for the change in progress, then release the worker."""
+        """Wait for the change in progress, then release the worker and the readers."""
+        self._readings.cancel()
         self._worker.shutdown(wait=True)
+        self._checker.shutdown(wait=False, cancel_futures=True)
+        self._reader.shutdown(wait=False, cancel_futures=True)

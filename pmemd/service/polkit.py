@@ -43,7 +43,7 @@ POLKIT_ABSENT_ERRORS = frozenset({
 class Action(StrEnum):
     """The polkit actions of ``io.pmemd1.policy`` (one per kind of change)."""
 
-    MANAGE = "io.pmemd1.manage"  # SetConfig, Apply
+    MANAGE = "io.pmemd1.manage"  # SetConfig, Apply, Reload
     MOUNT = "io.pmemd1.mount"  # Region.Mount, Region.Unmount
     FORMAT = "io.pmemd1.format"  # Region.Format: destroys data, always admin auth
 

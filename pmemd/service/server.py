@@ -18,7 +18,7 @@ import select
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dbus_next.aio.message_bus import MessageBus
 from dbus_next.constants import BusType, MessageType, NameFlag, RequestNameReply
@@ -28,7 +28,13 @@ from dbus_next.message import Message
 from pmemd.errors import MachineError
 from pmemd.machine.root import Machine
 from pmemd.machine.systemctl import Systemd
-from pmemd.service.api import BUS_NAME, MANAGER_PATH, region_path
+from pmemd.service.api import (
+    BUS_NAME,
+    MANAGER_INTERFACE,
+    MANAGER_PATH,
+    REGION_INTERFACE,
+    region_path,
+)
 from pmemd.service.objects import CURRENT_CALL, ManagerInterface, RegionInterface
 from pmemd.service.operations import Operations
 from pmemd.service.polkit import Authority
@@ -44,6 +50,12 @@ from pmemd.service.views import (
 log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds without a call before the service exits
+# On SIGTERM the change in progress finishes first, for at most this long: below the unit's
+# TimeoutStopSec (90 s), after which systemd kills what is left.
+DEFAULT_STOP_TIMEOUT = 80.0
+FLUSH_TIMEOUT = 5.0  # seconds for the bus to confirm the last replies before disconnecting
+MOUNT_DEBOUNCE = 0.1  # seconds of mount events gathered into one reading
+OWN_INTERFACES = (MANAGER_INTERFACE, REGION_INTERFACE)
 
 
 class _MountWatch:
@@ -71,9 +83,11 @@ class Server:
     """The bus, the exported objects and what they show."""
 
     def __init__(self, machine: Machine, bus: MessageBus, config_path: Path | None = None,
-                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         self.bus = bus
         self.idle_timeout = idle_timeout
+        self.stop_timeout = stop_timeout
         self.authority = Authority(bus)
         self.ops = Operations(machine, config_path, Systemd(live=machine.root == Path("/")),
                               on_change=self.publish)
@@ -109,24 +123,40 @@ class Server:
 
     @contextlib.contextmanager
     def in_call(self) -> Iterator[None]:
-        """Count a method call in progress: the service does not exit during one."""
+        """Count a method call in progress: the service does not exit during one. It counts
+        until its reply is on its way: dbus-next sends the reply from a callback of the
+        call's task, which runs before the one added here."""
         self._calls += 1
         self._quiet.clear()
         try:
             yield
         finally:
-            self._calls -= 1
-            self._last_call = asyncio.get_running_loop().time()
-            if self._calls == 0:
-                self._quiet.set()
+            task = asyncio.current_task()
+            if task is None:
+                self._call_done()
+            else:
+                task.add_done_callback(lambda _: self._call_done())
+
+    def _call_done(self) -> None:
+        self._calls -= 1
+        self._last_call = asyncio.get_running_loop().time()
+        if self._calls == 0:
+            self._quiet.set()
 
     def _on_message(self, msg: Message) -> bool:
-        """Runs before dbus-next dispatches a message; never handles it itself."""
+        """Runs before dbus-next dispatches a message; never handles it itself, and never
+        waits: a property read is answered from the last reading, while the files it came
+        from are checked in the background (a change is then published)."""
         if msg.message_type is MessageType.METHOD_CALL:
             CURRENT_CALL.set(msg)
             self._last_call = asyncio.get_running_loop().time()
-            self.ops.refresh_if_changed()
+            if msg.interface not in OWN_INTERFACES:  # pmemd's methods wait for a reading
+                self.ops.poke()
         return False
+
+    def _mounts_changed(self) -> None:
+        """A burst of mount events (a mount unit starting, ``umount -a``) is one reading."""
+        self.ops.poke(force=True, delay=MOUNT_DEBOUNCE)
 
     def _check_idle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -151,10 +181,10 @@ class Server:
         for signum in (signal.SIGTERM, signal.SIGINT):  # before anyone can know we run
             loop.add_signal_handler(signum, self._stop.set)
         self.bus.add_message_handler(self._on_message)
-        self.ops.refresh()
+        await self.ops.fresh(force=True)
         self.bus.export(MANAGER_PATH, self.manager)
         await self._own_name()
-        watch = _MountWatch(self.ops.machine.mountinfo, self.ops.refresh) \
+        watch = _MountWatch(self.ops.machine.mountinfo, self._mounts_changed) \
             if self.ops.systemd.live else None
         self._last_call = loop.time()
         if self.idle_timeout > 0:
@@ -168,15 +198,45 @@ class Server:
             watch.close()
         if lost.done():
             stop.cancel()
-            raise MachineError("lost the connection to the bus")
-        # Give the name up first: calls that reach the bus from now on start a new
-        # instance; calls already routed here arrive before the reply and are answered.
-        await self.bus.release_name(BUS_NAME)
-        await self._quiet.wait()
+            why = None if lost.cancelled() else lost.exception()  # retrieved: said here
+            raise MachineError(f"lost the connection to the bus{f': {why}' if why else ''}")
+        await self._finish_calls()
         self.bus.disconnect()  # type: ignore[no-untyped-call]
         lost.cancel()
         self.ops.close()
         log.info("exiting")
+
+
+    async def _finish_calls(self) -> None:
+        """Stopping (SIGTERM, idle): no new change is taken on; the change in progress
+        finishes (or rolls back) and every call gets its reply before the service goes —
+        for at most ``stop_timeout`` seconds, then it exits at once (status 1), leaving
+        what is left to systemd's stop and the next reconcile."""
+        self.ops.stopping = True
+        if self.ops.operation is not None:
+            log.info("stopping: waiting for %s to finish (at most %gs)", self.ops.operation,
+                     self.stop_timeout)
+        # Give the name up first: calls that reach the bus from now on start a new
+        # instance; calls already routed here arrive before the reply and are answered.
+        await self.bus.release_name(BUS_NAME)
+        try:
+            await asyncio.wait_for(self._quiet.wait(), self.stop_timeout)
+        except TimeoutError:
+            _give_up(f"stopping: {self.ops.operation or 'a call'} did not finish within "
+                     f"{self.stop_timeout:g}s; exiting without it")
+        # The replies are queued in order: once the bus answers a call made after them,
+        # it has them all.
+        with contextlib.suppress(asyncio.TimeoutError, DBusError):
+            await asyncio.wait_for(self.bus.call(Message(
+                destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus", member="GetId")), FLUSH_TIMEOUT)
+
+
+def _give_up(message: str) -> NoReturn:
+    """Exit now: the worker thread that still runs a change would hold a normal exit."""
+    log.error("%s", message)
+    logging.shutdown()
+    os._exit(1)
 
 
 class _SentErrorFilter(logging.Filter):
@@ -197,7 +257,7 @@ def _drop_sent_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
 
 
 async def _serve(machine: Machine, config_path: Path | None, address: str | None,
-                 idle_timeout: float) -> None:
+                 idle_timeout: float, stop_timeout: float) -> None:
     try:
         if address is not None:
             bus = await MessageBus(bus_address=address).connect()
@@ -208,11 +268,12 @@ async def _serve(machine: Machine, config_path: Path | None, address: str | None
         raise MachineError(f"cannot connect to {where}: {err}") from None
     asyncio.get_running_loop().set_exception_handler(_drop_sent_errors)
     logging.getLogger().addFilter(_SentErrorFilter())
-    await Server(machine, bus, config_path, idle_timeout).run()
+    await Server(machine, bus, config_path, idle_timeout, stop_timeout).run()
 
 
 def serve(machine: Machine, config_path: Path | None = None, address: str | None = None,
-          idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
-    """``pmemd serve``: run the service until idle (exit status 0)."""
-    asyncio.run(_serve(machine, config_path, address, idle_timeout))
+          idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+          stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> int:
+    """``pmemd serve``: run the service until idle or stopped (exit status 0)."""
+    asyncio.run(_serve(machine, config_path, address, idle_timeout, stop_timeout))
     return 0

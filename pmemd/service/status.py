@@ -30,7 +30,27 @@ class Status:
     guard: str | None = None  # reconcile's degraded marker: the reboot guard stopped
 
 
-def read_status(machine: Machine, config_path: Path | None) -> Status:
+def read_status(machine: Machine, config_path: Path | None,
+                last: Status | None = None) -> Status:
+    """A new reading. What cannot be read is kept as data: a :class:`MachineError`, or an
+    ``OSError`` that escaped the readers (sysfs refusing a sandboxed service, a device gone
+    in the middle of a reading) makes a status that says why, with ``last``'s config."""
+    try:
+        return _read_status(machine, config_path)
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        return unreadable_status(f"{where}{err.strerror or err}", last,
+                                 config_path or machine.config)
+
+
+def unreadable_status(why: str, last: Status | None, config_path: Path) -> Status:
+    """The machine could not be read (``why``): the config of the last reading, no facts."""
+    if last is None:
+        return Status(str(config_path), None, (), None, why)
+    return Status(last.config_path, last.config, last.problems, None, why)
+
+
+def _read_status(machine: Machine, config_path: Path | None) -> Status:
     parsed = read_config(machine, config_path)
     shown, config = parsed.path, parsed.config
     try:

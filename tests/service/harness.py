@@ -284,10 +284,13 @@ class Running:
         return self.process.returncode, self.stderr
 
 
-def start_service(bus: PrivateBus, root: Path, *extra: str,
-                  idle_timeout: float = 0) -> Running:
-    process = subprocess.Popen(serve_argv(root, idle_timeout, *extra), env=bus.env, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start_service(bus: PrivateBus, root: Path, *extra: str, idle_timeout: float = 0,
+                  prefix: Sequence[str] = ()) -> Running:
+    """``pmemd serve`` on ``bus`` over ``root``, once it owns the name; ``prefix``: a
+    command it runs under (e.g. ``setpriv`` dropping capabilities, as the unit does)."""
+    process = subprocess.Popen([*prefix, *serve_argv(root, idle_timeout, *extra)],
+                               env=bus.env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
     try:
         wait_for_owner(bus.address, BUS_NAME, process=process)
     except RuntimeError:
@@ -297,11 +300,11 @@ def start_service(bus: PrivateBus, root: Path, *extra: str,
 
 
 @contextlib.contextmanager
-def serving(bus: PrivateBus, root: Path, *extra: str,
-            idle_timeout: float = 0) -> Iterator[Running]:
+def serving(bus: PrivateBus, root: Path, *extra: str, idle_timeout: float = 0,
+            prefix: Sequence[str] = ()) -> Iterator[Running]:
     """``pmemd serve`` for the ``with`` block; then it must exit cleanly (SIGTERM: 0, no
     traceback in its log, which stays in ``.stderr``)."""
-    running = start_service(bus, root, *extra, idle_timeout=idle_timeout)
+    running = start_service(bus, root, *extra, idle_timeout=idle_timeout, prefix=prefix)
     try:
         yield running
     finally:
