@@ -1,5 +1,6 @@
 """Changes from several processes at once never lose what pmemd owns: concurrent
-``pmemd reconcile`` runs (two configs alternating) and ``reconcile --remove-all`` on one
+``pmemd reconcile`` runs (two configs alternating), ``reconcile --remove-all`` and the
+D-Bus service's ``SetConfig`` (two configs alternating, applied) and ``Apply`` on one
 machine, for a bounded time; afterwards ``state.json`` records exactly the options the boot
 configuration carries, and a final reconcile converges and then changes nothing. And a
 change that has to wait says for whom, and gives up after a bounded time.
@@ -10,8 +11,10 @@ treats its own option as foreign, forever."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ from pmemd.machine.root import Machine
 from tests.boot.conftest import config_text
 from tests.conftest import REPO, run_pmemd
 from tests.reliability import Figure
+from tests.service.harness import PrivateBus, acall, connect, serving, world_readable_dir
 
 Tree = Callable[..., Path]
 ENTRIES = "boot/efi/loader/entries"
@@ -31,6 +35,9 @@ WRITERS = 8
 SECONDS = 8.0
 CONFIG_A = config_text(("a", "512M", "4G"))
 CONFIG_B = config_text(("b", "256M", "6G"), kaslr="disable")
+MANAGER = "/io/pmemd1"
+# What a D-Bus writer may be told besides success: another change holds the lock.
+REFUSED = {"io.pmemd1.Error.Busy"}
 
 
 def _pmemd_options(root: Path) -> set[str]:
@@ -61,18 +68,62 @@ def _writer(root: Path, index: int, until: float) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE)
 
 
+async def _bus_writers(address: str, until: float) -> tuple[int, int, list[str]]:
+    """WRITERS D-Bus clients until ``until``: half replace the config (A and B in turn)
+    and apply it, half call Apply; (changes made, refused as Busy, anything else)."""
+    made = refused = 0
+    other: list[str] = []
+
+    async def writer(index: int) -> None:
+        nonlocal made, refused
+        bus = await connect(address)
+        turn = index
+        try:
+            while time.monotonic() < until:
+                if index % 2 == 0:
+                    config = CONFIG_A if turn % 2 == 0 else CONFIG_B
+                    reply = await acall(bus, MANAGER, "io.pmemd1.Manager", "SetConfig", "sb",
+                                        [config, True])
+                else:
+                    reply = await acall(bus, MANAGER, "io.pmemd1.Manager", "Apply", "b",
+                                        [False])
+                turn += 1
+                if reply.error is None:
+                    made += 1
+                elif reply.error in REFUSED:
+                    refused += 1
+                    await asyncio.sleep(0.05)
+                else:
+                    other.append(f"{reply.error}: {reply.text}")
+        finally:
+            bus.disconnect()  # type: ignore[no-untyped-call]
+
+    await asyncio.gather(*(writer(i) for i in range(WRITERS)))
+    return made, refused, other
+
+
 def test_concurrent_changes_lose_nothing(tree: Tree,
                                         reliability: Callable[[Figure], None]) -> None:
     root = tree("debian12-systemd-boot", config=CONFIG_A)
     (root / "etc/pmemd-a.yaml").write_text(CONFIG_A)
     (root / "etc/pmemd-b.yaml").write_text(CONFIG_B)
-    until = time.monotonic() + SECONDS
-    writers = [_writer(root, i, until) for i in range(WRITERS)]
-    runs = 0
-    for writer in writers:
-        out, _ = writer.communicate(timeout=SECONDS + 120)
-        assert writer.returncode == 0
-        runs += int(out)
+    directory = world_readable_dir("pmemd-races-")
+    bus = PrivateBus(directory).start()
+    try:
+        with serving(bus, root):
+            until = time.monotonic() + SECONDS
+            writers = [_writer(root, i, until) for i in range(WRITERS)]
+            made, refused, other = asyncio.run(_bus_writers(bus.address, until))
+            runs = 0
+            for writer in writers:
+                out, _ = writer.communicate(timeout=SECONDS + 120)
+                assert writer.returncode == 0
+                runs += int(out)
+    finally:
+        bus.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    assert not other, other[:5]
+    assert made > 0  # the service really changed things between the CLI runs
     state = json.loads((Machine(root).state_file).read_text())
     assert set(state["owned"]) == _pmemd_options(root), state
     first = run_pmemd("reconcile", "--root", str(root), "--config", str(root / "etc/pmemd-a.yaml"))
@@ -81,9 +132,11 @@ def test_concurrent_changes_lose_nothing(tree: Tree,
     again = run_pmemd("reconcile", "--root", str(root), "--config", str(root / "etc/pmemd-a.yaml"))
     assert "Nothing to change in the bootloader configuration." in again.stdout, again.stdout
     assert _pmemd_options(root) == {"memmap=512M!4G"}
-    reliability(Figure("races", "pmemd reconcile (2 configs) and --remove-all, "
-                       "systemd-boot root", runs, "runs", note=f"{WRITERS} writers x "
-                       f"{SECONDS:g} s"))
+    reliability(Figure("races", "pmemd reconcile (2 configs), --remove-all, D-Bus SetConfig "
+                       "(2 configs) and Apply, systemd-boot root", runs + made,
+                       "changes made", note=f"{WRITERS} CLI + {WRITERS} D-Bus writers x "
+                       f"{SECONDS:g} s; {runs} CLI runs, {made} D-Bus changes, {refused} "
+                       f"told Busy"))
 
 
 def test_a_change_that_must_wait_says_for_whom_and_then_runs(tree: Tree) -> None:
