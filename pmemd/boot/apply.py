@@ -48,12 +48,15 @@ class BootTransaction(Transaction):
             raise RollbackError("could not restore: " + "; ".join(failed))
 
 
-def sweep_leftovers(machine: Machine, backend: Backend | None) -> None:
+def sweep_leftovers(machine: Machine, backend: Backend | None, config: Path | None = None
+                    ) -> None:
     """Before a change: the temporary files a killed pmemd left beside the bootloader's
-    files, its state, the generator's cache and its marks in /run (the caller holds the
-    change lock)."""
+    files, the config (``config``, default /etc/pmemd.yaml: SetConfig replaces it), its
+    state, the generator's cache and its marks in /run (the caller holds the change
+    lock)."""
     inputs = backend.inputs() if backend is not None else ()
-    sweep_temporaries([*(p.parent for p in inputs), machine.state_file.parent,
+    sweep_temporaries([*(p.parent for p in inputs), (config or machine.config).parent,
+                       machine.state_file.parent,
                        machine.generator_cache.parent, machine.runtime_dir,
                        machine.reboot_required.parent, machine.converged_stamp.parent])
 

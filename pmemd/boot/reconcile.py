@@ -160,7 +160,7 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
         state = replace(state, owned=(), retired=handover.retired,
                         bootloader=state.bootloader if handover.retired else None)
     if not dry_run:
-        sweep_leftovers(machine, backend)
+        sweep_leftovers(machine, backend, config_path)
     before_boot = backend.read_next_boot()
     # An unknown next boot (no grub.cfg yet, no entries) carries nothing: everything is added.
     before = validity.require(plan(config, facts, owned=state.owned,

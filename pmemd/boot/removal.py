@@ -104,7 +104,7 @@ def _take_back(machine: Machine, runner: Runner, state: State, *,
     """:func:`remove_all` for the ``state`` already read."""
     owned = state.owned
     if not owned and not dry_run:
-        sweep_leftovers(machine, None)
+        sweep_leftovers(machine, None, config_path)
     if not owned:
         return Removal((), None, None, BootWrite(), False, dry_run, (), machine.state_file,
                        False)
@@ -120,7 +120,7 @@ def _take_back(machine: Machine, runner: Runner, state: State, *,
         return Removal(owned, detection, before_boot, write, False, True, retired,
                        machine.state_file, False)
     applied = False
-    sweep_leftovers(machine, backend)
+    sweep_leftovers(machine, backend, config_path)
     if not write.empty:
         apply_boot_write(backend, write, edit, runner)
         applied = True

@@ -44,7 +44,7 @@ from pmemd.errors import (
     PmemdError,
 )
 from pmemd.generator.cache import CacheResult, refresh_generator_cache
-from pmemd.machine.atomic import Transaction, remove_durably
+from pmemd.machine.atomic import Transaction, remove_durably, sweep_temporaries
 from pmemd.machine.facts import read_facts
 from pmemd.machine.lock import change_lock
 from pmemd.machine.root import TARGET, Machine
@@ -256,6 +256,7 @@ class Operations:
         result = plan(config, read_facts(self.machine))
         if result.problems:
             raise ConfigError(result.problems)
+        sweep_temporaries([self.config_file.parent])  # a killed SetConfig's, if any
         transaction = Transaction()
         transaction.write(self.config_file, yaml, mode=0o644)
         refresh_generator_cache(self.machine)  # before the reload that runs the generator

@@ -20,9 +20,12 @@ resized to 2 GiB, and a second one). After every fault:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +45,17 @@ from tests.boot.conftest import (
     with_standins,
     write_config,
 )
-from tests.boot.crashpoints import Fault, Injected, Pristine, Sweep, sweep
+from tests.boot.crashpoints import MAX_POINTS, Fault, Injected, Pristine, Sweep, sweep
 from tests.boot.debianroot import DebianRoot
 from tests.conftest import REPO, run_pmemd
 from tests.reliability import Figure
+from tests.service.harness import (
+    PrivateBus,
+    Running,
+    call,
+    start_service,
+    world_readable_dir,
+)
 
 Tree = Callable[..., Path]
 REGIONS_A = (("data", "4G", "12G"),)
@@ -334,3 +344,129 @@ def test_a_read_only_boot_fails_cleanly_and_changes_nothing(
         assert again.returncode in (0, 5), again.stderr
         assert change.consistent() is None
         pristine.restore()
+
+
+# --- SetConfig through the D-Bus service ----------------------------------------------------
+
+SERVICE_KILLS = KILLS  # rename, write, fsync, unlink: of every thread of the service
+
+
+@contextlib.contextmanager
+def traced_service(bus: PrivateBus, root: Path, fault: Fault, point: int, log: Path
+                   ) -> Iterator[tuple[Running, subprocess.Popen[bytes]]]:
+    """``pmemd serve`` on ``root``, with strace attached to every thread of it (and
+    following the threads and tools it starts) from now on, injecting ``fault`` at each
+    thread's ``point``-th call."""
+    with serving_unchecked(bus, root) as running:
+        strace = subprocess.Popen(
+            ["strace", "-qq", "-f", "-o", str(log), "-e", f"trace={fault.syscall}",
+             "-e", f"inject={fault.syscall}:{fault.action}:when={point}",
+             "-p", str(running.process.pid)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        try:
+            wait_traced(running.process.pid, strace)
+            yield running, strace
+        finally:
+            if strace.poll() is None:
+                running.stop()
+            strace.wait(timeout=60)
+
+
+def wait_traced(pid: int, strace: subprocess.Popen[bytes]) -> None:
+    """Until every thread of ``pid`` has a tracer (strace has attached)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert strace.poll() is None, strace.stderr.read() if strace.stderr else ""
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        if all(_tracer(task) != 0 for task in tasks):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"strace did not attach to {pid}")
+
+
+def _tracer(task: Path) -> int:
+    for line in (task / "status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    return 0
+
+
+@contextlib.contextmanager
+def serving_unchecked(bus: PrivateBus, root: Path) -> Iterator[Running]:
+    running = start_service(bus, root)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_every_crash_point_of_set_config_through_the_service(
+        tree: Tree, tmp_path: Path, reliability: Callable[[Figure], None]) -> None:
+    """``SetConfig(B, apply=true)`` by root over D-Bus while the service is killed at each
+    of its threads' Nth rename, write, fsync and unlink. After each kill: /etc/pmemd.yaml is
+    exactly A or exactly B, the default entry exactly A's or B's boot; the next
+    ``pmemd reconcile`` (the next boot's) converges on the config in place, with state.json
+    owning what the entry carries and no temporary files left anywhere pmemd writes."""
+    root = tree("debian12-systemd-boot")
+    work = tmp_path / "work"
+    change, _ = prepare(root, work, TREE_PARTS)
+    text_a = config_text(*REGIONS_A)
+    text_b = config_text(*REGIONS_B)
+    write_config(root, text_a)
+    pristine = Pristine(root, TREE_PARTS, work / "pristine-a")
+    config = root / "etc/pmemd.yaml"
+    directory = world_readable_dir("pmemd-crash-")
+    bus = PrivateBus(directory).start()
+    sweeps = []
+    try:
+        for fault in SERVICE_KILLS:
+            result = Sweep(fault)
+            for point in range(1, MAX_POINTS + 1):
+                pristine.restore()
+                log = work / "strace.log"
+                with traced_service(bus, root, fault, point, log) as (running, _):
+                    reply = call(bus.address, "/io/pmemd1", "io.pmemd1.Manager",
+                                 "SetConfig", "sb", [text_b, True])
+                    killed = running.process.poll() is not None or (
+                        reply.error is not None and running.process.wait(timeout=60) != 0)
+                hits = log.read_text(errors="replace").count("+++ killed by SIGKILL +++")
+                if not hits:
+                    assert not killed and reply.error is None, reply
+                    assert config.read_text() == text_b
+                    assert change.consistent() is None
+                    break
+                result.points += 1
+                result.hits += hits
+                result.check(point, after_set_config_kill(change, config, text_a, text_b))
+            else:
+                raise AssertionError(f"{fault}: more than {MAX_POINTS} calls, a runaway")
+            sweeps.append(result)
+    finally:
+        bus.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    failures = [failure for s in sweeps for failure in s.failures]
+    assert not failures, "\n".join(failures)
+    reliability(Figure("crash points", "D-Bus SetConfig with apply, kernel-install",
+                       sum(s.points for s in sweeps), "kill points",
+                       note="SIGKILL at every " + ", ".join(_calls(sweeps))
+                            + " of any of the service's threads"))
+
+
+def after_set_config_kill(change: Change, config: Path, text_a: str, text_b: str
+                          ) -> str | None:
+    if (text := config.read_text()) not in (text_a, text_b):
+        return f"/etc/pmemd.yaml is neither A nor B: {text[:200]!r}"
+    # The admin's original config is kept once, when it is first replaced: it may appear.
+    kept = config.with_name(config.name + ".pmemd-orig")
+    if kept.exists() and kept.read_text() != text_a:
+        return f"{kept.name} is not the admin's config: {kept.read_text()[:200]!r}"
+    with_kept = dict(change.originals)
+    if kept.exists():
+        with_kept[str(kept.relative_to(change.root))] = kept.read_bytes()
+    if problem := dataclasses.replace(change, originals=with_kept).boot_is_old_or_new():
+        return problem
+    again = run_pmemd("reconcile", "--root", str(change.root))
+    if again.returncode not in (0, 5) or PMEMD_TRACEBACK in again.stderr:
+        return f"the next reconcile exits {again.returncode}: {again.stderr.strip()[-300:]}"
+    expected = change.new if text == text_b else change.old
+    return dataclasses.replace(change, new=expected).consistent()
