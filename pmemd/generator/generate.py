@@ -16,7 +16,7 @@ from pmemd.core.model import Config
 from pmemd.core.ranges import MemRange
 from pmemd.core.units import GeneratedFile, UnitError, render_region_units
 from pmemd.core.yamltree import MAX_CONFIG_BYTES
-from pmemd.errors import FileMissing, UnreadableFile
+from pmemd.errors import PROBLEMS_SHOWN, FileMissing, UnreadableFile
 from pmemd.fastpath.generator_runtime import Log
 from pmemd.fastpath.keyfile import in_initrd
 from pmemd.machine.files import read_regular
@@ -33,11 +33,18 @@ class Generated:
 
 
 def _log_problems(parsed: ParsedConfig, log: Log) -> None:
-    """Every problem of the config, and what it costs: one region or the whole config."""
-    for problem in parsed.problems:
+    """The config's problems, and what each costs: one region or the whole config. The
+    first PROBLEMS_SHOWN in full, the others counted in one line (a config with a thousand
+    problems does not flood the boot's journal)."""
+    for problem in parsed.problems[:PROBLEMS_SHOWN]:
         index = problem.key.partition("]")[0] + "]" if problem.key.startswith("regions[") else ""
         what = index if index and parsed.usable is not None else "the whole config"
         log.error(f"{problem.one_line()}, ignoring {what}")
+    more = len(parsed.problems) - PROBLEMS_SHOWN
+    if more > 0:
+        what = "the regions they are in" if parsed.usable is not None else "the whole config"
+        log.error(f"{CONFIG_PATH}: {more} more problems (pmemd validate shows them), "
+                  f"ignoring {what}")
     bad = ", ".join(f"regions[{i}]" for i in parsed.dropped)
     for name in parsed.dropped_auto:
         log.error(f"{CONFIG_PATH}: region {name} has no offset and is placed only from a valid "

@@ -281,3 +281,17 @@ def test_the_generator_exits_0_and_writes_only_its_output_on_anything(
                        len(tried), "runs",
                        note="exit 0 every time, nothing written outside its output "
                             "directories"))
+
+
+def test_a_config_with_thousands_of_problems_logs_a_bounded_number(tmp_path: Path) -> None:
+    """A config with 1,000 bad regions (each a problem) must not flood the boot's journal:
+    the first problems are logged in full, the rest counted in one line."""
+    config = tmp_path / "pmemd.yaml"
+    config.write_text("version: 1\nregions:\n"
+                      + "".join(f"  - name: r{i}\n    size: nonsense\n" for i in range(1000)))
+    run = run_generator(make_root(tmp_path, "qemu-2g-pmem", config))
+    assert run.returncode == 0
+    lines = run.log.splitlines()
+    assert len(lines) <= 60, (len(lines), lines[:3], lines[-3:])
+    assert any("more problems" in line and "pmemd validate" in line for line in lines), \
+        lines[-3:]
