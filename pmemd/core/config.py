@@ -28,6 +28,7 @@ from pmemd.core.model import (
     OnBoot,
     RebootPolicy,
     Region,
+    TrialMode,
 )
 from pmemd.core.overlaps import KeptRanges
 from pmemd.core.ranges import MemRange
@@ -160,13 +161,14 @@ def _read_version(reader: TreeReader, root: Node, top: dict[str, Node]) -> int:
 def _read_boot(reader: TreeReader, node: Node | None) -> BootSettings:
     if node is None or node.is_null:
         return BootSettings()
-    entries = reader.mapping("boot", node, ("bootloader", "reboot", "kaslr"))
+    entries = reader.mapping("boot", node, ("bootloader", "reboot", "kaslr", "trial"))
     return BootSettings(
         bootloader=reader.choice("boot.bootloader", entries.get("bootloader"), BootloaderChoice,
                                  BootloaderChoice.AUTO),
         reboot=reader.choice("boot.reboot", entries.get("reboot"), RebootPolicy,
                              RebootPolicy.NEVER),
         kaslr=reader.choice("boot.kaslr", entries.get("kaslr"), KaslrPolicy, KaslrPolicy.WARN),
+        trial=reader.choice("boot.trial", entries.get("trial"), TrialMode, TrialMode.AUTO),
     )
 
 

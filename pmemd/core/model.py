@@ -31,6 +31,11 @@ class RebootPolicy(StrEnum):
     AUTO = "auto"
 
 
+class TrialMode(StrEnum):
+    AUTO = "auto"  # a change is booted once before it becomes the default, where possible
+    NEVER = "never"  # the default entry is changed directly
+
+
 class KaslrPolicy(StrEnum):
     WARN = "warn"
     DISABLE = "disable"
@@ -68,6 +73,7 @@ class BootSettings:
     bootloader: BootloaderChoice = BootloaderChoice.AUTO
     reboot: RebootPolicy = RebootPolicy.NEVER
     kaslr: KaslrPolicy = KaslrPolicy.WARN
+    trial: TrialMode = TrialMode.AUTO
 
 
 @dataclass(frozen=True)
