@@ -18,18 +18,32 @@ from pmemd.machine.root import CONFIG_PATH, Machine
 TOOL = "update-grub"
 
 
-def render_dropin(args: Sequence[str]) -> str | None:
-    """The drop-in carrying ``args`` (``None``: no file at all)."""
-    if not args:
+TRIAL_ID = "pmemd-trial"  # the trial entry's --id (etc/grub.d/42_pmemd_trial writes it)
+
+
+def render_dropin(args: Sequence[str], trial: Sequence[str] | None = None) -> str | None:
+    """The drop-in carrying ``args`` (``None``: no file at all); with ``trial``, also the
+    trial entry's options, which /etc/grub.d/42_pmemd_trial reads (``PMEMD_TRIAL=1``)."""
+    if not args and trial is None:
         return None
-    value = " ".join(check_writable(a) for a in args)
-    return (
+    header = (
         f"# Written by pmemd from {CONFIG_PATH}: kernel options that reserve emulated\n"
         "# persistent memory (memmap=SIZE!START) and, with 'boot.kaslr: disable', nokaslr.\n"
         f"# pmemd rewrites or removes this file: change {CONFIG_PATH}, then run\n"
-        "# 'pmemd reconcile'. grub-mkconfig reads it after /etc/default/grub.\n"
-        f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {value}"\n'
-    )
+        "# 'pmemd reconcile'. grub-mkconfig reads it after /etc/default/grub.\n")
+    value = " ".join(check_writable(a) for a in args)
+    default = f'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {value}"\n' if args else ""
+    if trial is None:
+        return header + default
+    tried = " ".join(check_writable(a) for a in trial)
+    return (header
+            + "# A trial boot is armed: /etc/grub.d/42_pmemd_trial writes a one-time entry\n"
+            + "# with these options; the default entries keep the others until it is verified.\n"
+            + 'if [ "${PMEMD_TRIAL:-}" = 1 ]; then\n'
+            + f"    PMEMD_TRIAL_ID={TRIAL_ID}\n"
+            + f'    GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX {tried}"\n'
+            + ("else\n    " + default if args else "")
+            + "fi\n")
 
 
 @dataclass(frozen=True)

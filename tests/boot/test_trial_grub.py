@@ -1,0 +1,100 @@
+"""The trial boot's GRUB pieces with the real update-grub and grub-reboot in a Debian 12
+root: pmemd's drop-in with a trial armed makes /etc/grub.d/42_pmemd_trial write one entry,
+id ``pmemd-trial``, booting the newest kernel exactly as the default entry does but with
+the trial's options instead of pmemd's current ones (the admin's options kept); the default
+entry is untouched; ``grub-reboot`` selects the trial for one boot in grubenv, where
+Debian's grub.cfg clears it before booting it. Without a trial the script writes nothing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from pmemd.boot.backends.update_grub import TRIAL_ID, render_dropin
+from pmemd.boot.grubcfg import MenuEntry, parse_grub_cfg, resolve_default
+from tests.boot.debianroot import DebianRoot
+from tests.conftest import REPO
+
+SCRIPT = REPO / "etc/grub.d/42_pmemd_trial"
+TARGET = "/etc/grub.d/42_pmemd_trial"
+DROPIN = "/etc/default/grub.d/pmemd.cfg"
+OLD = ("memmap=4G!12G",)
+NEW = ("memmap=2G!12G", "memmap=2G!10G", "pmemd.trial=0123abcd", "panic=10")
+ADMIN = 'GRUB_CMDLINE_LINUX="console=ttyS0 dyndbg=\\"file foo.c +p\\""\n'
+Debian = tuple[DebianRoot, Path]
+
+
+def install(root: DebianRoot, dropin: str | None) -> None:
+    root.remember(TARGET, DROPIN, "/etc/default/grub", "/boot/grub/grubenv")
+    shutil.copy(SCRIPT, root.file(TARGET))
+    root.file(TARGET).chmod(0o755)
+    default = root.file("/etc/default/grub")
+    default.write_text(re.sub(r"(?m)^GRUB_CMDLINE_LINUX=.*\n", ADMIN, default.read_text()))
+    if dropin is None:
+        root.file(DROPIN).unlink(missing_ok=True)
+    else:
+        root.file(DROPIN).write_text(dropin)
+    root.update_grub()
+
+
+def entries(root: DebianRoot) -> list[MenuEntry]:
+    found: list[MenuEntry] = []
+
+    def walk(items: tuple[MenuEntry, ...]) -> None:
+        for item in items:
+            found.append(item)
+            walk(item.children)
+
+    walk(parse_grub_cfg(root.file("/boot/grub/grub.cfg").read_text()).entries)
+    return found
+
+
+def args(entry: MenuEntry) -> list[str]:
+    assert entry.cmdline is not None
+    return [a.text for a in entry.cmdline.args]
+
+
+def test_an_armed_trial_is_one_entry_with_the_new_options(debian: Debian) -> None:
+    root, _ = debian
+    install(root, render_dropin(OLD, NEW))
+    default, _ = resolve_default(parse_grub_cfg(root.file("/boot/grub/grub.cfg").read_text()),
+                                 {})
+    assert default is not None
+    trials = [e for e in entries(root) if e.entry_id == TRIAL_ID]
+    assert len(trials) == 1, [e.entry_id for e in entries(root)]
+    trial = trials[0]
+    assert trial.kernel == default.kernel  # the newest kernel, as the default boots it
+    assert set(OLD) <= set(args(default)) and not set(NEW) & set(args(default))
+    # the same command line, with the trial's options where pmemd's current ones are
+    at = args(default).index(OLD[0])
+    assert args(trial) == [*args(default)[:at], *NEW, *args(default)[at + len(OLD):]]
+    assert '"dyndbg=file foo.c +p"' in args(trial)  # the admin's quoted option, as GRUB passes it
+    assert trial.title.startswith("pmemd trial boot: ")
+    # Debian's grub.cfg boots next_entry once and clears it before booting
+    cfg = root.file("/boot/grub/grub.cfg").read_text()
+    assert 'set default="${next_entry}"\n   set next_entry=\n   save_env next_entry' in cfg
+    root.chroot("grub-reboot", TRIAL_ID)
+    env = root.file("/boot/grub/grubenv").read_text()
+    assert f"next_entry={TRIAL_ID}\n" in env
+    assert len(root.file("/boot/grub/grubenv").read_bytes()) == 1024
+
+
+def test_no_trial_no_entry(debian: Debian) -> None:
+    root, _ = debian
+    install(root, render_dropin(OLD))
+    assert not [e for e in entries(root) if e.entry_id == TRIAL_ID]
+    assert "pmemd trial" not in root.file("/boot/grub/grub.cfg").read_text()
+    install(root, None)
+    assert not [e for e in entries(root) if e.entry_id == TRIAL_ID]
+
+
+def test_a_first_trial_with_no_options_yet(debian: Debian) -> None:
+    root, _ = debian
+    install(root, render_dropin((), NEW))
+    default, _ = resolve_default(parse_grub_cfg(root.file("/boot/grub/grub.cfg").read_text()),
+                                 {})
+    assert default is not None and not set(NEW) & set(args(default))
+    trial = next(e for e in entries(root) if e.entry_id == TRIAL_ID)
+    assert [a for a in args(trial) if a not in NEW] == args(default)
+    assert set(NEW) <= set(args(trial))
