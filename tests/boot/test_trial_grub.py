@@ -11,8 +11,13 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from pmemd.boot.backends.update_grub import TRIAL_ID, render_dropin
 from pmemd.boot.grubcfg import MenuEntry, parse_grub_cfg, resolve_default
+from pmemd.boot.grubenv import grubenv_problem, probe_grubenv
+from pmemd.machine.root import Machine
+from pmemd.machine.runner import Runner
 from tests.boot.debianroot import DebianRoot
 from tests.conftest import REPO
 
@@ -98,3 +103,29 @@ def test_a_first_trial_with_no_options_yet(debian: Debian) -> None:
     trial = next(e for e in entries(root) if e.entry_id == TRIAL_ID)
     assert [a for a in args(trial) if a not in NEW] == args(default)
     assert set(NEW) <= set(args(trial))
+
+
+@pytest.mark.parametrize(("abstractions", "fs", "says"), [
+    ((), "ext2", None),
+    ((), "xfs", None),
+    (("lvm",), "ext2", "through lvm"),
+    (("diskfilter", "mdraid1x"), "ext2", "through diskfilter and mdraid1x"),
+    (("cryptodisk", "luks2"), "ext2", "through cryptodisk and luks2"),
+    ((), "btrfs", "on btrfs"),
+    ((), "zfs", "on zfs"),
+], ids=["ext", "xfs", "lvm", "raid", "luks", "btrfs", "zfs"])
+def test_where_grub_can_clear_a_one_time_selection(abstractions: tuple[str, ...], fs: str,
+                                                   says: str | None) -> None:
+    problem = grubenv_problem(abstractions, fs)
+    if says is None:
+        assert problem is None
+    else:
+        assert problem is not None and says in problem
+
+
+def test_grub_probe_on_the_debian_root_says_it_can(debian: Debian) -> None:
+    root, _ = debian
+    machine = Machine(root.root)
+    runner = Runner()
+    assert probe_grubenv(machine, runner, machine.grub_env) is None
+    assert any("grub-probe" in " ".join(argv) for argv in runner.recorded)
