@@ -57,6 +57,17 @@ _ALARMING = {
 }
 
 
+def firmware_map_findings(memory: MemoryMap) -> list[Finding]:
+    """The firmware memory map had overlaps, duplicates or was out of order: pmemd reads
+    it as the kernel does, and says what was odd (a broken BIOS table is worth knowing of
+    before memory is reserved from it)."""
+    if not memory.oddities:
+        return []
+    return [Finding("firmware-map-odd", (
+        f"the firmware memory map ({memory.firmware_source}) is odd, read as the kernel reads "
+        "it: " + "; ".join(memory.oddities)))]
+
+
 def filesystem_findings(records: Sequence[FsRecord]) -> list[Finding]:
     """The content of an ``on-boot: keep`` region is gone: loud, until the next boot."""
     findings = []

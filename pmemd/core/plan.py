@@ -22,6 +22,7 @@ from pmemd.core.findings import (
     Finding,
     ForeignMemmap,
     filesystem_findings,
+    firmware_map_findings,
     foreign_findings,
     kaslr_findings,
     kernel_image_findings,
@@ -126,7 +127,8 @@ def plan(config: Config, facts: MachineFacts, *, owned: Iterable[str] = (),
         config, facts, target, add=[c.argument for c in changes if c.action is ChangeAction.ADD],
         remove={c.argument for c in changes if c.action is ChangeAction.REMOVE})
     filesystems = _filesystems_this_boot(regions, facts)
-    warnings = [*foreign_findings(foreign),
+    warnings = [*firmware_map_findings(facts.memory),
+                *foreign_findings(foreign),
                 *kaslr_findings(config, facts, placed, len(foreign)),
                 *kernel_image_findings(facts.memory, placed),
                 *kernel_support_findings(config, facts.kernel),

@@ -254,3 +254,29 @@ def test_the_shipped_example_validates_when_uncommented(tmp_path: Path, memory: 
     done = run_pmemd("validate", "--root", SERVER, "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{config}: valid (1 regions: data 4 GiB at 0x300000000)\n"
+
+
+def test_plan_says_what_was_odd_about_the_firmware_map(tmp_path: Path) -> None:
+    """A firmware map whose reserved range lies inside usable RAM is read as the kernel
+    reads it (reserved wins) — and `pmemd plan` says so, as `pmemd memmap` does, in its
+    text and as a warning with a stable code in --json."""
+    root = tmp_path / "machine"
+    shutil.copytree(SERVER, root, symlinks=True)
+    odd = root / "sys/firmware/memmap/8"
+    odd.mkdir()
+    write(odd / "start", "0x380000000\n")
+    write(odd / "end", "0x3803fffff\n")
+    write(odd / "type", "Reserved\n")
+    cfg = write(tmp_path / "pmemd.yaml", "version: 1\nregions:\n  - {name: d, size: 1G, "
+                                         "offset: 8G}\n")
+    text = run_pmemd("plan", "--root", str(root), "--config", str(cfg))
+    assert text.returncode == 4, text.stderr
+    assert "firmware memory map" in text.stdout and "claimed by 2 entries" in text.stdout, \
+        text.stdout
+    doc = json.loads(run_pmemd("plan", "--root", str(root), "--config", str(cfg),
+                               "--json").stdout)
+    (odd_map,) = [w for w in doc["warnings"] if w["code"] == "firmware-map-odd"]
+    assert "0x380000000" in odd_map["message"]
+    plain = json.loads(run_pmemd("plan", "--root", SERVER, "--config", str(cfg),
+                                 "--json").stdout)
+    assert "firmware-map-odd" not in [w["code"] for w in plain["warnings"]]
