@@ -81,11 +81,14 @@ def verify_next_boot(after: NextBoot, edit: CmdlineEdit, keep: Sequence[str] = (
 
 def apply_boot_write(backend: Backend, write: BootWrite, edit: CmdlineEdit, runner: Runner,
                      *, keep: Sequence[str] = (),
-                     before: Callable[[Transaction], object] | None = None) -> NextBoot:
+                     before: Callable[[Transaction], object] | None = None,
+                     check: Callable[[NextBoot], None] | None = None) -> NextBoot:
     """Write, run, read back and check; roll everything back on failure.
 
     ``before`` writes into the same transaction first (pmemd records in its state what it
     is about to own before the bootloader carries it, so a crash never loses ownership).
+    ``check`` replaces the check of the default entry against ``edit`` (a trial leaves the
+    default entry as it was and checks its own entry instead); it raises BootConfigError.
     """
     sweep_temporaries(p.parent for p in (*(c.path for c in write.files), *write.tool_files))
     transaction = BootTransaction()
@@ -102,7 +105,10 @@ def apply_boot_write(backend: Backend, write: BootWrite, edit: CmdlineEdit, runn
         for argv in write.commands:
             runner.run(tool_argv(backend.machine, argv))
         after = backend.read_next_boot()
-        verify_next_boot(after, edit, (*keep, *write.keep))
+        if check is None:
+            verify_next_boot(after, edit, (*keep, *write.keep))
+        else:
+            check(after)
     except (CommandError, MachineError, BootConfigError, OSError) as err:
         _undo(transaction, err)
         raise BootConfigError(f"{_describe(err)}\npmemd put the previous bootloader files "

@@ -241,6 +241,17 @@ def resolve_default(config: GrubConfig, env: Mapping[str, str]) -> tuple[MenuEnt
     return chosen, how
 
 
+def find_entry(config: GrubConfig, entry_id: str) -> MenuEntry | None:
+    """The menu entry with ``--id entry_id``, at any depth."""
+    pending = list(config.entries)
+    while pending:
+        entry = pending.pop(0)
+        if entry.entry_id == entry_id:
+            return entry
+        pending.extend(entry.children)
+    return None
+
+
 def parse_grubenv(text: str) -> dict[str, str]:
     """``key=value`` lines of a GRUB environment block (``#`` padding ignored)."""
     env = {}

@@ -36,6 +36,7 @@ PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/
 # kernel-install probes them.
 BOOT_ROOTS = ("/efi", "/boot", "/boot/efi")
 GRUB_DROPIN = "/etc/default/grub.d/pmemd.cfg"  # pmemd's own file on Debian/Ubuntu
+GRUB_TRIAL_SCRIPT = "/etc/grub.d/42_pmemd_trial"  # writes the trial entry (the package's)
 
 
 # What generated units name on the running system.
@@ -186,6 +187,10 @@ class Machine:
     @property
     def grub_dropin(self) -> Path:
         return self.path(GRUB_DROPIN)
+
+    @property
+    def grub_trial_script(self) -> Path:
+        return self.path(GRUB_TRIAL_SCRIPT)
 
     @property
     def grub_cfg(self) -> Path:

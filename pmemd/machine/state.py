@@ -6,10 +6,11 @@ and whether it already rebooted for it."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pmemd.core.reboot import Pending
+from pmemd.core.trial import Trial, TrialState
 from pmemd.errors import MachineError
 from pmemd.machine.atomic import Transaction, write_atomic
 from pmemd.machine.root import Machine
@@ -24,6 +25,7 @@ class State:
     bootloader: str | None = None  # the backend that wrote ``owned``
     pending: Pending | None = None
     degraded: str | None = None  # why the last reboot did not bring the options
+    trial: Trial = field(default_factory=Trial)  # the last trial boot (see pmemd.core.trial)
 
 
 def _strings(value: Any, what: str, path: str) -> tuple[str, ...]:
@@ -52,18 +54,40 @@ def parse_state(text: str, path: str) -> State:
                           bool(pending.get("rebooted", False)))
     bootloader = data.get("bootloader")
     degraded = data.get("degraded")
+    trial = _parse_trial(data.get("trial"), path)
     return State(
         owned=_strings(data.get("owned", []), "owned", path),
         retired=_strings(data.get("retired", []), "retired", path),
         bootloader=bootloader if isinstance(bootloader, str) else None,
         pending=pending,
         degraded=degraded if isinstance(degraded, str) else None,
+        trial=trial,
     )
+
+
+def _parse_trial(value: Any, path: str) -> Trial:
+    if value is None:
+        return Trial()
+    states = {s.value: s for s in TrialState}
+    if not isinstance(value, dict) or value.get("state") not in states:
+        raise MachineError(f"{path}: 'trial' is malformed")
+    texts = {}
+    for key in ("digest", "armed_on", "booted"):
+        item = value.get(key)
+        if item is not None and not isinstance(item, str):
+            raise MachineError(f"{path}: 'trial.{key}' is not a string")
+        texts[key] = item
+    reason = value.get("reason", "")
+    if not isinstance(reason, str):
+        raise MachineError(f"{path}: 'trial.reason' is not a string")
+    return Trial(states[value["state"]], texts["digest"],
+                 _strings(value.get("options", []), "trial.options", path),
+                 texts["armed_on"], texts["booted"], reason)
 
 
 def render_state(state: State) -> str:
     pending = state.pending
-    document = {
+    document: dict[str, Any] = {
         "version": STATE_VERSION,
         "bootloader": state.bootloader,
         "owned": list(state.owned),
@@ -73,6 +97,11 @@ def render_state(state: State) -> str:
             "rebooted": pending.rebooted},
         "degraded": state.degraded,
     }
+    trial = state.trial
+    if trial != Trial():
+        document["trial"] = {
+            "state": trial.state.value, "digest": trial.digest, "options": list(trial.options),
+            "armed_on": trial.armed_on, "booted": trial.booted, "reason": trial.reason}
     return json.dumps(document, indent=2) + "\n"
 
 

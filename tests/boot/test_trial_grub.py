@@ -14,12 +14,19 @@ from pathlib import Path
 import pytest
 
 from pmemd.boot.backends.update_grub import TRIAL_ID, render_dropin
+from pmemd.boot.detect import detect
 from pmemd.boot.grubcfg import MenuEntry, parse_grub_cfg, resolve_default
 from pmemd.boot.grubenv import grubenv_problem, probe_grubenv
+from pmemd.boot.trial import arm_trial
+from pmemd.core.cmdline import carries
+from pmemd.core.trial import TrialState
+from pmemd.errors import BootConfigError
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
+from pmemd.machine.state import read_state
+from tests.boot.conftest import config_text, write_config
 from tests.boot.debianroot import DebianRoot
-from tests.conftest import REPO
+from tests.conftest import REPO, run_pmemd
 
 SCRIPT = REPO / "etc/grub.d/42_pmemd_trial"
 TARGET = "/etc/grub.d/42_pmemd_trial"
@@ -129,3 +136,74 @@ def test_grub_probe_on_the_debian_root_says_it_can(debian: Debian) -> None:
     runner = Runner()
     assert probe_grubenv(machine, runner, machine.grub_env) is None
     assert any("grub-probe" in " ".join(argv) for argv in runner.recorded)
+
+
+# --- arming through pmemd ---------------------------------------------------------------
+
+DESIRED = ("memmap=2G!12G", "memmap=2G!10G")
+
+
+def applied_a(root: DebianRoot) -> None:
+    """Config A applied the direct way (one 4 GiB region), the trial script installed."""
+    root.remember(TARGET, DROPIN, "/boot/grub/grubenv")
+    shutil.copy(SCRIPT, root.file(TARGET))
+    root.file(TARGET).chmod(0o755)
+    write_config(root.root, config_text(("data", "4G", "12G")))
+    done = run_pmemd("reconcile", "--root", str(root.root))
+    assert done.returncode in (0, 5), done.stderr
+
+
+def test_arming_writes_the_trial_and_leaves_the_default(debian: Debian) -> None:
+    root, _ = debian
+    applied_a(root)
+    machine = Machine(root.root)
+    backend = detect(machine).require()
+    assert backend.trial_support(Runner()) is None
+    before = backend.read_next_boot()
+    grub_default = root.file(DROPIN).read_text()
+    state = read_state(machine)
+    after = arm_trial(machine, Runner(), backend, state, current=before, desired=DESIRED,
+                      digest="feedc0de", boot_id="boot-a")
+    assert after.trial.state is TrialState.ARMED and after.owned == state.owned
+    assert read_state(machine) == after  # recorded with the write
+    assert backend.read_next_boot().cmdline == before.cmdline
+    trial = backend.read_trial()
+    assert trial is not None
+    for arg in (*DESIRED, "pmemd.trial=feedc0de", "panic=10"):
+        assert carries(trial, arg), arg
+    assert not carries(trial, "memmap=4G!12G")
+    assert "next_entry=pmemd-trial\n" in root.file("/boot/grub/grubenv").read_text()
+    assert grub_default != root.file(DROPIN).read_text()
+
+
+def test_a_failed_arming_puts_everything_back(debian: Debian) -> None:
+    root, _ = debian
+    applied_a(root)
+    machine = Machine(root.root)
+    backend = detect(machine).require()
+    paths = (DROPIN, "/boot/grub/grub.cfg", "/boot/grub/grubenv", "/var/lib/pmemd/state.json")
+
+    def contents() -> dict[str, bytes | None]:
+        return {p: root.file(p).read_bytes() if root.file(p).exists() else None for p in paths}
+
+    files = contents()
+    linux = root.file("/etc/grub.d/10_linux")
+    linux.chmod(0o644)  # the trial script then fails, and with it update-grub
+    try:
+        with pytest.raises(BootConfigError, match="put the previous bootloader files back"):
+            arm_trial(machine, Runner(), backend, read_state(machine),
+                      current=backend.read_next_boot(), desired=DESIRED, digest="feedc0de",
+                      boot_id="boot-a")
+    finally:
+        linux.chmod(0o755)
+    assert contents() == files
+    assert not root.file("/boot/grub/grub.cfg.new").exists()
+
+
+def test_no_script_no_trial(debian: Debian) -> None:
+    root, _ = debian
+    root.remember(TARGET)
+    root.file(TARGET).unlink(missing_ok=True)
+    backend = detect(Machine(root.root)).require()
+    why = backend.trial_support(Runner())
+    assert why is not None and "/etc/grub.d/42_pmemd_trial" in why and "not installed" in why

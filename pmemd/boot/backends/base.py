@@ -16,6 +16,7 @@ from pathlib import Path
 from pmemd.core.cmdline import Cmdline, CmdlineEdit
 from pmemd.core.model import BootloaderChoice
 from pmemd.machine.root import Machine
+from pmemd.machine.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,23 @@ class Backend(ABC):
     @abstractmethod
     def inputs(self) -> tuple[Path, ...]:
         """Every file (or directory) whose change can change what this backend decides."""
+
+    # --- the trial boot (see pmemd.core.trial); a backend that has none says why ---
+
+    def trial_support(self, runner: Runner) -> str | None:
+        """None when this bootloader can boot an entry once, here; else why not."""
+        del runner
+        return f"pmemd has no one-time boot for {self.kind.value} yet"
+
+    def plan_trial(self, current: NextBoot, owned: Sequence[str], trial: Sequence[str]
+                   ) -> BootWrite:
+        """What to write and run so the next boot, once, carries ``trial`` instead of
+        ``owned`` (pmemd's options now), the default entry unchanged."""
+        raise NotImplementedError(self.trial_support(Runner(dry_run=True)))
+
+    def read_trial(self) -> Cmdline | None:
+        """The trial entry's command line, if there is one."""
+        return None
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,26 @@ The admin's file is never edited."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, Probe, file_write
-from pmemd.boot.backends.grub import read_grub_next_boot
-from pmemd.core.cmdline import CmdlineEdit, check_writable
+from pmemd.boot.backends.base import (
+    Backend,
+    BootWrite,
+    NextBoot,
+    Probe,
+    file_write,
+    on_target,
+)
+from pmemd.boot.backends.grub import read_grub_next_boot, read_grubenv
+from pmemd.boot.grubcfg import find_entry, parse_grub_cfg
+from pmemd.boot.grubenv import probe_grubenv
+from pmemd.core.cmdline import Cmdline, CmdlineEdit, check_writable
 from pmemd.core.model import BootloaderChoice
 from pmemd.machine.root import CONFIG_PATH, Machine
+from pmemd.machine.runner import Runner
 
 TOOL = "update-grub"
 
@@ -71,7 +82,34 @@ class UpdateGrub(Backend):
 
     def inputs(self) -> tuple[Path, ...]:
         m = self.machine
-        return (m.grub_cfg, m.grub_env, m.grub_dropin, m.etc_default_grub)
+        return (m.grub_cfg, m.grub_env, m.grub_dropin, m.etc_default_grub,
+                m.grub_trial_script)
+
+    def trial_support(self, runner: Runner) -> str | None:
+        m = self.machine
+        script = m.grub_trial_script
+        if not (script.is_file() and os.access(script, os.X_OK)):
+            return (f"{on_target(m, script)}, which writes the trial entry, is not installed "
+                    "or not executable (pmemd's package installs it)")
+        return probe_grubenv(m, runner, m.grub_env)
+
+    def plan_trial(self, current: NextBoot, owned: Sequence[str], trial: Sequence[str]
+                   ) -> BootWrite:
+        del current
+        m = self.machine
+        files = file_write(m.grub_dropin, render_dropin(owned, trial),
+                           m.read_text(m.grub_dropin), own=True)
+        return BootWrite(files=files, commands=((self.tool,), ("grub-reboot", TRIAL_ID)),
+                         tool_files=(m.grub_cfg, m.grub_cfg.with_name("grub.cfg.new"),
+                                     m.grub_env))
+
+    def read_trial(self) -> Cmdline | None:
+        m = self.machine
+        text = m.read_text(m.grub_cfg)
+        if text is None:
+            return None
+        entry = find_entry(parse_grub_cfg(text, read_grubenv(m, (m.grub_env,))), TRIAL_ID)
+        return entry.cmdline if entry is not None else None
 
 
 def probe(machine: Machine) -> Probe:

@@ -1,0 +1,58 @@
+"""The trial boot's files and commands (the decisions are :mod:`pmemd.core.trial`'s).
+
+Arming writes, through the backend and in one transaction with pmemd's state, a one-time
+entry carrying the trial's options — pmemd's desired options, the trial's mark and
+``panic=`` so that a crash resets the machine into the untouched default entry — and
+selects it for the next boot only. It then checks what the bootloader will do: the default
+entry exactly as before, the trial entry carrying every option tried. Anything else rolls
+the whole change back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from pmemd.boot.apply import apply_boot_write
+from pmemd.boot.backends.base import Backend, NextBoot
+from pmemd.core.cmdline import CmdlineEdit, carries
+from pmemd.core.trial import armed, mark_for
+from pmemd.errors import BootConfigError
+from pmemd.machine.atomic import Transaction
+from pmemd.machine.root import Machine
+from pmemd.machine.runner import Runner
+from pmemd.machine.state import State, write_state
+
+PANIC_SECONDS = 10  # a panicking trial boot resets after this long (panic=N)
+
+
+def trial_args(desired: Sequence[str], digest: str) -> tuple[str, ...]:
+    """What the trial entry carries of pmemd's: the desired options, the mark, panic=."""
+    return (*desired, mark_for(digest), f"panic={PANIC_SECONDS}")
+
+
+def arm_trial(machine: Machine, runner: Runner, backend: Backend, state: State, *,
+              current: NextBoot, desired: Sequence[str], digest: str,
+              boot_id: str | None) -> State:
+    """Set the trial up for the next boot; the state afterwards (written with it)."""
+    tried = trial_args(desired, digest)
+    write = backend.plan_trial(current, state.owned, tried)
+    after = replace(state, trial=armed(digest, tuple(desired), boot_id),
+                    bootloader=backend.kind.value)
+
+    def record(transaction: Transaction) -> None:
+        write_state(machine, after, transaction)
+
+    def check(next_boot: NextBoot) -> None:
+        if next_boot.cmdline != current.cmdline:
+            raise BootConfigError(f"after writing the trial, the default entry "
+                                  f"({next_boot.describe()}) changed; it must not")
+        entry = backend.read_trial()
+        if entry is None:
+            raise BootConfigError("after writing, the bootloader has no trial entry")
+        missing = [a for a in tried if not carries(entry, a)]
+        if missing:
+            raise BootConfigError(f"after writing, the trial entry lacks {' '.join(missing)}")
+
+    apply_boot_write(backend, write, CmdlineEdit(), runner, before=record, check=check)
+    return after
