@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from pmemd.boot.apply import apply_boot_write
+from pmemd.boot.apply import apply_boot_write, verify_next_boot
 from pmemd.boot.backends.base import Backend, NextBoot
 from pmemd.core.cmdline import CmdlineEdit, carries
-from pmemd.core.trial import armed, mark_for
+from pmemd.core.trial import Trial, armed, mark_for
 from pmemd.errors import BootConfigError
 from pmemd.machine.atomic import Transaction
 from pmemd.machine.root import Machine
@@ -55,4 +55,33 @@ def arm_trial(machine: Machine, runner: Runner, backend: Backend, state: State, 
             raise BootConfigError(f"after writing, the trial entry lacks {' '.join(missing)}")
 
     apply_boot_write(backend, write, CmdlineEdit(), runner, before=record, check=check)
+    return after
+
+
+def end_trial(machine: Machine, runner: Runner, backend: Backend, state: State,
+              trial: Trial, *, commit: bool) -> State:
+    """Take the trial entry and its one-time selection away; on ``commit`` the default entry
+    then carries the options tried (pmemd owns them), otherwise it keeps pmemd's old ones.
+    ``trial``: what to remember (committed, failed with its reason, aborted)."""
+    current = backend.read_next_boot()
+    owned = trial.options if commit else state.owned
+    edit = CmdlineEdit(add=tuple(a for a in owned if a not in state.owned),
+                       remove=tuple(a for a in state.owned if a not in owned))
+    write = backend.plan_end_trial(current, owned)
+    after = replace(state, owned=owned, trial=trial,
+                    bootloader=backend.kind.value if owned else None)
+
+    def record(transaction: Transaction) -> None:
+        write_state(machine, after, transaction)
+
+    def check(next_boot: NextBoot) -> None:
+        if commit:
+            verify_next_boot(next_boot, edit)
+        elif next_boot.cmdline != current.cmdline:
+            raise BootConfigError(f"after taking the trial away, the default entry "
+                                  f"({next_boot.describe()}) changed; it must not")
+        if backend.read_trial() is not None:
+            raise BootConfigError("after writing, the bootloader still has a trial entry")
+
+    apply_boot_write(backend, write, edit, runner, before=record, check=check)
     return after

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pmemd.boot.backends.base import Backend
 from pmemd.boot.backends.update_grub import TRIAL_ID, render_dropin
 from pmemd.boot.detect import detect
 from pmemd.boot.grubcfg import MenuEntry, parse_grub_cfg, resolve_default
 from pmemd.boot.grubenv import grubenv_problem, probe_grubenv
-from pmemd.boot.trial import arm_trial
+from pmemd.boot.trial import arm_trial, end_trial
 from pmemd.core.cmdline import carries
 from pmemd.core.trial import TrialState
 from pmemd.errors import BootConfigError
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
-from pmemd.machine.state import read_state
+from pmemd.machine.state import State, read_state
 from tests.boot.conftest import config_text, write_config
 from tests.boot.debianroot import DebianRoot
 from tests.conftest import REPO, run_pmemd
@@ -140,7 +142,7 @@ def test_grub_probe_on_the_debian_root_says_it_can(debian: Debian) -> None:
 
 # --- arming through pmemd ---------------------------------------------------------------
 
-DESIRED = ("memmap=2G!12G", "memmap=2G!10G")
+DESIRED = ("memmap=2G!10G", "memmap=2G!12G")  # in the order pmemd plans them
 
 
 def applied_a(root: DebianRoot) -> None:
@@ -207,3 +209,45 @@ def test_no_script_no_trial(debian: Debian) -> None:
     backend = detect(Machine(root.root)).require()
     why = backend.trial_support(Runner())
     assert why is not None and "/etc/grub.d/42_pmemd_trial" in why and "not installed" in why
+
+
+def armed_root(root: DebianRoot) -> tuple[Machine, Backend, State]:
+    applied_a(root)
+    machine = Machine(root.root)
+    backend = detect(machine).require()
+    state = arm_trial(machine, Runner(), backend, read_state(machine),
+                      current=backend.read_next_boot(), desired=DESIRED, digest="feedc0de",
+                      boot_id="boot-a")
+    return machine, backend, state
+
+
+def test_a_committed_trial_becomes_the_default(debian: Debian) -> None:
+    root, _ = debian
+    machine, backend, state = armed_root(root)
+    committed = replace(state.trial, state=TrialState.COMMITTED, booted="boot-b")
+    after = end_trial(machine, Runner(), backend, state, committed, commit=True)
+    assert after.owned == DESIRED and after.trial == committed
+    assert read_state(machine) == after
+    default = backend.read_next_boot().cmdline
+    assert default is not None
+    assert all(carries(default, a) for a in DESIRED) and not carries(default, "memmap=4G!12G")
+    assert not carries(default, "pmemd.trial=feedc0de") and not carries(default, "panic=10")
+    assert backend.read_trial() is None
+    assert "next_entry" not in root.file("/boot/grub/grubenv").read_text()
+    # and with the config that asked for these options, pmemd finds nothing to change
+    write_config(root.root, config_text(("data", "2G", "12G"), ("cache", "2G", "10G")))
+    again = run_pmemd("reconcile", "--root", str(root.root))
+    assert "Nothing to change in the bootloader configuration." in again.stdout, again.stdout
+
+
+def test_a_failed_trial_leaves_the_old_default(debian: Debian) -> None:
+    root, _ = debian
+    machine, backend, state = armed_root(root)
+    before = backend.read_next_boot().cmdline
+    failed = replace(state.trial, state=TrialState.FAILED, booted="boot-b",
+                     reason="the trial boot did not come up")
+    after = end_trial(machine, Runner(), backend, state, failed, commit=False)
+    assert after.owned == ("memmap=4G!12G",) and after.trial == failed
+    assert backend.read_next_boot().cmdline == before
+    assert backend.read_trial() is None
+    assert "next_entry" not in root.file("/boot/grub/grubenv").read_text()

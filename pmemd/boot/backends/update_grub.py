@@ -103,6 +103,16 @@ class UpdateGrub(Backend):
                          tool_files=(m.grub_cfg, m.grub_cfg.with_name("grub.cfg.new"),
                                      m.grub_env))
 
+    def plan_end_trial(self, current: NextBoot, owned: Sequence[str]) -> BootWrite:
+        del current
+        m = self.machine
+        files = file_write(m.grub_dropin, render_dropin(owned), m.read_text(m.grub_dropin),
+                           own=True)
+        unset = ("grub-editenv", on_target(m, m.grub_env), "unset", "next_entry")
+        return BootWrite(files=files, commands=((self.tool,), unset),
+                         tool_files=(m.grub_cfg, m.grub_cfg.with_name("grub.cfg.new"),
+                                     m.grub_env))
+
     def read_trial(self) -> Cmdline | None:
         m = self.machine
         text = m.read_text(m.grub_cfg)
