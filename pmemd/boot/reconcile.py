@@ -26,6 +26,7 @@ from pmemd.boot.reboot import (
     request_reboot,
 )
 from pmemd.boot.removal import Removal, hand_over
+from pmemd.boot.trial import TrialNote, arm_or_write, settle_in_flight
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries, merge_args
 from pmemd.core.facts import MachineFacts
 from pmemd.core.model import Config
@@ -37,6 +38,7 @@ from pmemd.core.reboot import (
     desired_digest,
     missing_on,
 )
+from pmemd.core.trial import TrialState
 from pmemd.errors import ConfigError, RebootError
 from pmemd.machine.facts import read_config, read_facts
 from pmemd.machine.root import Machine
@@ -83,6 +85,7 @@ class Outcome:
     # pmemd's options taken off (dry run: to take off) the backend that wrote them before,
     # when it is not this run's backend
     handover: Removal | None = None
+    trial: TrialNote | None = None  # what this run did about the trial boot
 
     @property
     def stampable(self) -> bool:
@@ -91,7 +94,7 @@ class Outcome:
         moving = any(w.code == KERNEL_IMAGE_FINDING for w in self.plan.warnings)
         return (self.state is PlanState.CONVERGED and not self.applied and not self.dry_run
                 and self.write.empty and not self.state_changed and not moving
-                and self.handover is None)
+                and self.handover is None and self.trial is None)
 
 
 def _inputs(machine: Machine, config_path: Path, backend: Backend,
@@ -167,19 +170,33 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
                                    next_boot=before_boot.cmdline or Cmdline(())))
     edit = boot_edit(before)
     owned = owned_after(before, state.owned, edit)
-    write = backend.plan_write(before_boot, edit, owned)
+    digest = desired_digest(before.desired_args)
+    state, trial, hold = settle_in_flight(machine, runner, backend, state,
+                                          running=facts.cmdline, digest=digest,
+                                          dry_run=dry_run)
+    write = BootWrite() if hold else backend.plan_write(before_boot, edit, owned)
+    if not write.empty:
+        state, trial = arm_or_write(machine, runner, backend, state, mode=config.boot.trial,
+                                    current=before_boot, edit=edit, desired=owned,
+                                    digest=digest, dry_run=dry_run)
+        if trial.action != "direct":
+            write = trial.write  # the trial's (armed), or nothing (held)
+    direct = trial is None or trial.action == "direct"
+    if not direct:  # armed or held: the default entry, and what pmemd owns, stay as they are
+        owned = state.owned
     applied = not write.empty and not dry_run
     after_boot, result = before_boot, before
-    if applied:
+    if applied and direct:
         claim = replace(state, owned=merge_args(state.owned, edit.add),
                         bootloader=backend.kind.value)
         after_boot = apply_boot_write(backend, write, edit, runner,
                                       before=functools.partial(write_state, machine, claim))
         result = plan(config, facts, owned=owned, next_boot=after_boot.cmdline)
-    retired = tuple(a for a in merge_args(state.retired, edit.remove)
+    removed = edit.remove if direct else ()
+    retired = tuple(a for a in merge_args(state.retired, removed)
                     if a not in owned and carries(facts.cmdline, a))
     guard = _Guard(machine, read, state, result, retired, after_boot,
-                   rewritten=applied)
+                   rewritten=applied and direct)
     decision = guard.decide(allowed=(machine.root == Path("/") if live is None else live)
                             and not dry_run)
     changed = False if dry_run else guard.record(decision, owned, reboot)
@@ -190,7 +207,7 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
         dry_run=dry_run, reboot=decision, owned=owned, retired=retired,
         state_file=machine.state_file, state_changed=changed,
         inputs=_inputs(machine, config_path or machine.config, backend, facts),
-        handover=handover)
+        handover=handover, trial=trial)
 
 
 def _final_state(decision: RebootDecision, needed: bool, *, dry_run: bool, writes: bool
@@ -225,6 +242,9 @@ class _Guard:
 
     def cause(self) -> str:
         """Why the running kernel lacks options the next boot carries (for degraded)."""
+        trial = self.state.trial
+        if trial.state is TrialState.FAILED and trial.digest == self.digest:
+            return f"a trial boot of these options failed: {trial.reason}"
         running = self.read.facts.cmdline
         missing = missing_on(running, self.result.desired_args) or self.retired
         pending = self.state.pending
@@ -251,7 +271,8 @@ class _Guard:
         mark_degraded(machine, degraded)
         bootloader = self.read.backend.kind.value if owned or self.retired else None
         new_state = State(owned=owned, retired=self.retired, bootloader=bootloader,
-                          pending=decision.pending, degraded=degraded)
+                          pending=decision.pending, degraded=degraded,
+                          trial=self.state.trial)
         changed = write_state(machine, new_state)
         if decision.action is RebootAction.REBOOT:
             try:

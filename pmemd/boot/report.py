@@ -117,7 +117,14 @@ def render_reconcile_text(outcome: Outcome) -> str:
                    "there first")
         out += _write_lines(handover.write, handover.backend, would)
     out += _write_lines(outcome.write, outcome.backend, would)
-    if outcome.applied:
+    trial = outcome.trial
+    if trial is not None:
+        out.append(f"Trial boot: {trial.message}")
+    if trial is not None and trial.action == "armed":
+        out.append(f"  {'would boot' if would else 'the next boot boots'} once with "
+                   f"{' '.join(trial.trial.options) or 'none of pmemd options'}; the default "
+                   f"entry keeps {' '.join(outcome.owned) or 'none of them'}")
+    elif outcome.applied:
         added = " ".join(outcome.edit.add) or "nothing new"
         out.append(f"Checked: the default entry now carries {added}"
                    + (f" and no longer {' '.join(outcome.edit.remove)}"
@@ -153,6 +160,10 @@ def reconcile_document(outcome: Outcome) -> dict[str, Any]:
         "warnings": [{"code": w.code, "region": w.region, "message": w.message}
                      for w in outcome.plan.warnings],
         "handover": removal_document(outcome.handover) if outcome.handover else None,
+        "trial": None if outcome.trial is None else {
+            "action": outcome.trial.action, "message": outcome.trial.message,
+            "state": outcome.trial.trial.state.value, "reason": outcome.trial.trial.reason,
+            "options": list(outcome.trial.trial.options)},
     }
 
 

@@ -11,12 +11,23 @@ the whole change back.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from pmemd.boot.apply import apply_boot_write, verify_next_boot
-from pmemd.boot.backends.base import Backend, NextBoot
-from pmemd.core.cmdline import CmdlineEdit, carries
-from pmemd.core.trial import Trial, armed, mark_for
+from pmemd.boot.backends.base import Backend, BootWrite, NextBoot
+from pmemd.boot.reboot import read_boot_id
+from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries
+from pmemd.core.model import TrialMode
+from pmemd.core.trial import (
+    ArmAction,
+    BootAction,
+    Trial,
+    TrialState,
+    armed,
+    decide_arm,
+    decide_trial_boot,
+    mark_for,
+)
 from pmemd.errors import BootConfigError
 from pmemd.machine.atomic import Transaction
 from pmemd.machine.root import Machine
@@ -85,3 +96,72 @@ def end_trial(machine: Machine, runner: Runner, backend: Backend, state: State,
 
     apply_boot_write(backend, write, edit, runner, before=record, check=check)
     return after
+
+
+# --- inside a reconcile -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialNote:
+    """What a reconcile did about the trial boot, for its report."""
+
+    action: str  # armed | hold | direct | running | failed | superseded
+    message: str
+    trial: Trial  # what pmemd remembers afterwards
+    write: BootWrite = field(default_factory=BootWrite)  # the trial's writes, when armed
+
+
+def settle_in_flight(machine: Machine, runner: Runner, backend: Backend, state: State, *,
+                     running: Cmdline, digest: str, dry_run: bool
+                     ) -> tuple[State, TrialNote | None, bool]:
+    """The trial armed or running when this reconcile starts: ``(state, note, hold)``.
+
+    A trial whose boot did not come up is ended (failed: its entry taken away, the default
+    kept). One armed or running for what the config still asks for holds every write (the
+    verification decides); one the config no longer asks for is taken away (superseded)."""
+    trial = state.trial
+    if trial.state not in (TrialState.ARMED, TrialState.RUNNING):
+        return state, None, False
+    step = decide_trial_boot(trial, boot_id=read_boot_id(machine), running=running)
+    if step.action is BootAction.FAILED:
+        ended = state if dry_run else end_trial(machine, runner, backend, state, step.trial,
+                                                commit=False)
+        return ended, TrialNote("failed", f"the trial boot failed: {step.trial.reason}",
+                                step.trial), False
+    if trial.digest != digest:
+        gone = replace(step.trial, state=TrialState.FAILED,
+                       reason="superseded: the config changed before it was verified")
+        ended = state if dry_run else end_trial(machine, runner, backend, state, gone,
+                                                commit=False)
+        return ended, TrialNote("superseded", gone.reason, gone), False
+    if step.action is BootAction.VERIFY:
+        return replace(state, trial=step.trial), TrialNote(
+            "running", "this boot is the trial boot; pmemd-trial.service verifies it",
+            step.trial), True
+    return state, TrialNote("hold", "a trial boot of these options is armed: the next boot "
+                            "tries them", trial), True
+
+
+def arm_or_write(machine: Machine, runner: Runner, backend: Backend, state: State, *,
+                 mode: TrialMode, current: NextBoot, edit: CmdlineEdit,
+                 desired: Sequence[str], digest: str, dry_run: bool
+                 ) -> tuple[State, TrialNote]:
+    """A change to make: arm a trial, hold it, or let the caller write it directly (the
+    note's action says which; ``state`` is the one after arming)."""
+    unsupported = None
+    if mode is TrialMode.AUTO and edit.add:
+        unsupported = backend.trial_support(runner)
+    decision = decide_arm(mode=mode, trial=state.trial, digest=digest, adds=bool(edit.add),
+                          unsupported=unsupported)
+    if decision.action is ArmAction.DIRECT:
+        return state, TrialNote("direct", decision.message, state.trial)
+    if decision.action is ArmAction.HOLD:
+        return state, TrialNote("hold", decision.message, state.trial)
+    tried = trial_args(desired, digest)
+    write = backend.plan_trial(current, state.owned, tried)
+    if dry_run:
+        return state, TrialNote("armed", decision.message,
+                                armed(digest, tuple(desired), None), write)
+    after = arm_trial(machine, runner, backend, state, current=current, desired=desired,
+                      digest=digest, boot_id=read_boot_id(machine))
+    return after, TrialNote("armed", decision.message, after.trial, write)

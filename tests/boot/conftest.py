@@ -51,10 +51,10 @@ def write_config(root: Path, text: str) -> Path:
 
 
 def config_text(*regions: tuple[str, str, str | None], bootloader: str = "auto",
-                reboot: str = "never", kaslr: str = "warn") -> str:
+                reboot: str = "never", kaslr: str = "warn", trial: str | None = None) -> str:
     """A pmemd.yaml with regions given as (name, size, offset or None)."""
     lines = ["version: 1", "boot:", f"  bootloader: {bootloader}", f"  reboot: {reboot}",
-             f"  kaslr: {kaslr}"]
+             f"  kaslr: {kaslr}", *([f"  trial: {trial}"] if trial else [])]
     if not regions:
         lines.append("regions: []")
     else:

@@ -7,6 +7,7 @@ Debian's grub.cfg clears it before booting it. Without a trial the script writes
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import replace
@@ -30,7 +31,7 @@ from tests.boot.conftest import config_text, write_config
 from tests.boot.debianroot import DebianRoot
 from tests.conftest import REPO, run_pmemd
 
-SCRIPT = REPO / "etc/grub.d/42_pmemd_trial"
+SCRIPT = REPO / "packaging/grub/42_pmemd_trial"  # not installed until pmemd-trial.service is
 TARGET = "/etc/grub.d/42_pmemd_trial"
 DROPIN = "/etc/default/grub.d/pmemd.cfg"
 OLD = ("memmap=4G!12G",)
@@ -150,7 +151,7 @@ def applied_a(root: DebianRoot) -> None:
     root.remember(TARGET, DROPIN, "/boot/grub/grubenv")
     shutil.copy(SCRIPT, root.file(TARGET))
     root.file(TARGET).chmod(0o755)
-    write_config(root.root, config_text(("data", "4G", "12G")))
+    write_config(root.root, config_text(("data", "4G", "12G"), trial="never"))
     done = run_pmemd("reconcile", "--root", str(root.root))
     assert done.returncode in (0, 5), done.stderr
 
@@ -251,3 +252,86 @@ def test_a_failed_trial_leaves_the_old_default(debian: Debian) -> None:
     assert backend.read_next_boot().cmdline == before
     assert backend.read_trial() is None
     assert "next_entry" not in root.file("/boot/grub/grubenv").read_text()
+
+
+# --- through pmemd reconcile ----------------------------------------------------------------
+
+B = config_text(("data", "2G", "12G"), ("cache", "2G", "10G"))
+MARK = "pmemd.trial="
+
+
+def new_boot(facts: Path, boot_id: str, cmdline: str) -> None:
+    """The machine as it looks after a reboot: a new boot id, that boot's command line (the
+    files stay the ones bound into the root: written in place)."""
+    (facts / "proc/sys/kernel/random/boot_id").write_text(boot_id + "\n")
+    (facts / "proc/cmdline").write_text(cmdline + "\n")
+
+
+def trial_state(root: DebianRoot) -> dict[str, object]:
+    state = json.loads(root.file("/var/lib/pmemd/state.json").read_text())
+    trial: dict[str, object] = state.get("trial") or {"state": "none"}
+    return trial
+
+
+def test_reconcile_arms_a_trial_and_a_boot_without_it_fails_it(debian: Debian) -> None:
+    root, facts = debian
+    applied_a(root)
+    machine = Machine(root.root)
+    backend = detect(machine).require()
+    old_default = backend.read_next_boot().cmdline
+    write_config(root.root, B)
+    armed_run = run_pmemd("reconcile", "--root", str(root.root))
+    assert armed_run.returncode == 5, armed_run.stdout + armed_run.stderr
+    assert "Trial boot: the next boot tries the new options once" in armed_run.stdout
+    assert "Checked: the default entry now carries" not in armed_run.stdout
+    assert trial_state(root)["state"] == "armed"
+    assert backend.read_next_boot().cmdline == old_default
+    trial = backend.read_trial()
+    assert trial is not None and carries(trial, "memmap=2G!10G")
+    owned = json.loads(root.file("/var/lib/pmemd/state.json").read_text())["owned"]
+    assert owned == ["memmap=4G!12G"]  # pmemd owns what the default entry carries
+    # the same boot again: held, nothing written
+    again = run_pmemd("reconcile", "--root", str(root.root))
+    assert again.returncode == 5 and "Trial boot: a trial boot of these options is armed" \
+        in again.stdout, again.stdout
+    assert "Nothing to change in the bootloader configuration." in again.stdout
+    # the trial boot did not come up: the next boot is the default entry's
+    new_boot(facts, "0c6d1e2f-0000-4000-8000-000000000002",
+             "BOOT_IMAGE=/boot/vmlinuz-6.1.0-27-amd64 ro quiet memmap=4G!12G")
+    failed = run_pmemd("reconcile", "--root", str(root.root))
+    assert failed.returncode == 6, failed.stdout + failed.stderr  # degraded
+    assert "the trial boot did not come up" in failed.stdout, failed.stdout
+    assert trial_state(root)["state"] == "failed"
+    assert backend.read_trial() is None and backend.read_next_boot().cmdline == old_default
+    assert "next_entry" not in root.file("/boot/grub/grubenv").read_text()
+    # and it is not armed again for the same config
+    held = run_pmemd("reconcile", "--root", str(root.root))
+    assert "pmemctl trial retry" in held.stdout and trial_state(root)["state"] == "failed"
+    assert backend.read_trial() is None
+
+
+def test_a_trial_boot_is_recognised_by_its_mark(debian: Debian) -> None:
+    root, facts = debian
+    applied_a(root)
+    write_config(root.root, B)
+    assert run_pmemd("reconcile", "--root", str(root.root)).returncode == 5
+    digest = str(trial_state(root)["digest"])
+    new_boot(facts, "0c6d1e2f-0000-4000-8000-000000000003",
+             f"BOOT_IMAGE=/boot/vmlinuz-6.1.0-27-amd64 ro memmap=2G!10G memmap=2G!12G "
+             f"{MARK}{digest} panic=10 quiet")
+    running = run_pmemd("reconcile", "--root", str(root.root))
+    assert "Trial boot: this boot is the trial boot" in running.stdout, running.stdout
+    assert trial_state(root)["state"] == "running"
+    assert "Nothing to change in the bootloader configuration." in running.stdout
+
+
+def test_boot_trial_never_writes_the_default_directly(debian: Debian) -> None:
+    root, _ = debian
+    applied_a(root)
+    write_config(root.root, config_text(("data", "2G", "12G"), ("cache", "2G", "10G"),
+                                        trial="never"))
+    done = run_pmemd("reconcile", "--root", str(root.root))
+    assert done.returncode == 5, done.stderr
+    assert "Trial boot: boot.trial: never" in done.stdout
+    assert "Checked: the default entry now carries memmap=2G!10G" in done.stdout
+    assert trial_state(root)["state"] == "none"
