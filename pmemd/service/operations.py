@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
@@ -62,6 +63,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RELOAD_SPACING = 1.0  # seconds at least between the starts of two reloads
 FileStamp = tuple[int, int, int] | None
+
+
+class Freshness(Enum):
+    FRESH = "fresh"
+    STALE = "stale"
+    BUSY = "busy"
 
 
 def _stamp(paths: tuple[str, ...]) -> tuple[FileStamp, ...]:
@@ -134,6 +141,14 @@ class Operations:
             self._readings.soon(delay)
         else:
             self._readings.request()
+
+    def freshness(self) -> Freshness:
+        """(on the loop: a few stat calls) Whether the last reading still holds: BUSY while
+        a reading or a change is under way (it publishes what it finds), STALE when a
+        watched file changed since the last reading, else FRESH."""
+        if self._operation is not None or self._readings.running:
+            return Freshness.BUSY
+        return Freshness.STALE if _stamp(self._watched) != self._stamp else Freshness.FRESH
 
     async def fresh(self, *, force: bool = False) -> Status:
         """The status as of now: after a reading that started after this call (shared with

@@ -37,7 +37,7 @@ from pmemd.service.api import (
     region_path,
 )
 from pmemd.service.objects import CURRENT_CALL, ManagerInterface, RegionInterface
-from pmemd.service.operations import Operations
+from pmemd.service.operations import Freshness, Operations
 from pmemd.service.polkit import Authority
 from pmemd.service.status import Status
 from pmemd.service.views import (
@@ -61,6 +61,11 @@ SWITCH_INTERVAL = 0.0005
 FLUSH_TIMEOUT = 5.0  # seconds for the bus to confirm the last replies before disconnecting
 MOUNT_DEBOUNCE = 0.1  # seconds of mount events gathered into one reading
 OWN_INTERFACES = (MANAGER_INTERFACE, REGION_INTERFACE)
+PROPERTIES_INTERFACE = "org.freedesktop.DBus.Properties"
+# A property read that finds the machine's files changed (and no reading under way) waits
+# this long at most for the reading it starts; a slower reading (a slow /boot) answers it
+# from the last one, and publishes the change when it is done.
+PROPERTY_WAIT = 1.0
 
 
 class _MountWatch:
@@ -101,6 +106,7 @@ class Server:
         self.region_views: dict[str, RegionView] = {}
         self._regions: dict[str, RegionInterface] = {}
         self._calls = 0
+        self._held: set[asyncio.Task[None]] = set()  # property reads held for a reading
         self._last_call = 0.0
         self._stop = asyncio.Event()
         self._quiet = asyncio.Event()
@@ -155,9 +161,27 @@ class Server:
         if msg.message_type is MessageType.METHOD_CALL:
             CURRENT_CALL.set(msg)
             self._last_call = asyncio.get_running_loop().time()
+            if msg.interface == PROPERTIES_INTERFACE and msg.member in ("Get", "GetAll"):
+                freshness = self.ops.freshness()
+                if freshness is Freshness.STALE:
+                    held = asyncio.ensure_future(self._answer_fresh(msg))
+                    self._held.add(held)
+                    held.add_done_callback(self._held.discard)
+                    return True  # answered once the reading it starts is done (or too slow)
+                if freshness is Freshness.FRESH:
+                    return False  # nothing changed: the last reading answers, nothing to read
             if msg.interface not in OWN_INTERFACES:  # pmemd's methods wait for a reading
                 self.ops.poke()
         return False
+
+    async def _answer_fresh(self, msg: Message) -> None:
+        """A property read held back because the files changed (an admin edited the config
+        and reads ``State`` at once): the reading first, bounded, then the read is handed to
+        dbus-next as if it had just arrived (it passes: nothing is stale any more, or the
+        reading is still under way)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.ops.fresh()), PROPERTY_WAIT)
+        self.bus._process_message(msg)  # type: ignore[no-untyped-call]  # dbus-next 0.2.3
 
     def _mounts_changed(self) -> None:
         """A burst of mount events (a mount unit starting, ``umount -a``) is one reading."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dbus_next.aio.message_bus import MessageBus
 
+from tests.service.conftest import CONFIG, CONVERGED
 from tests.service.harness import (
     BUS_NAME,
     TIMEOUT,
@@ -127,3 +128,24 @@ def test_a_reading_that_fails_with_an_oserror_is_a_degraded_state(
             client.disconnect()  # type: ignore[no-untyped-call]
         asyncio.run(run())
     assert running.stderr.count("Permission denied") == 1, running.stderr  # logged once
+
+
+def test_a_property_read_after_an_edit_sees_the_edit(
+        bus: PrivateBus, service: Running, root: Path) -> None:
+    """An admin edits /etc/pmemd.yaml and reads a property at once (``busctl
+    get-property``, pmemctl): the answer reflects the edit — the read waits for the reading
+    its own call starts (no reading or change was under way), rather than answering from
+    the reading before the edit."""
+    config = root / "etc/pmemd.yaml"
+
+    async def run() -> list[str]:
+        client = await connect(bus.address)
+        seen = []
+        for text in (CONVERGED, CONFIG, CONVERGED):  # CONFIG: a region not booted yet
+            config.write_text(text)
+            reply = await acall(client, MANAGER, PROPS, "GetAll", "s", ["io.pmemd1.Manager"])
+            seen.append(reply.ok()[0]["State"].value)
+            seen.append((await get_state(client)).ok()[0].value)
+        client.disconnect()  # type: ignore[no-untyped-call]
+        return seen
+    assert asyncio.run(run()) == ["converged"] * 2 + ["changes-pending"] * 2 + ["converged"] * 2
