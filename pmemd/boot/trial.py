@@ -10,14 +10,19 @@ the whole change back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from pmemd.boot.apply import apply_boot_write, verify_next_boot
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot
-from pmemd.boot.reboot import read_boot_id
+from pmemd.boot.detect import detect
+from pmemd.boot.reboot import read_boot_id, request_reboot
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries
-from pmemd.core.model import TrialMode
+from pmemd.core.devices import DeviceState
+from pmemd.core.model import RebootPolicy, TrialMode
+from pmemd.core.plan import plan
+from pmemd.core.reboot import desired_digest
 from pmemd.core.trial import (
     ArmAction,
     BootAction,
@@ -26,13 +31,15 @@ from pmemd.core.trial import (
     armed,
     decide_arm,
     decide_trial_boot,
+    decide_verdict,
     mark_for,
 )
 from pmemd.errors import BootConfigError
 from pmemd.machine.atomic import Transaction
+from pmemd.machine.facts import read_config, read_facts
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
-from pmemd.machine.state import State, write_state
+from pmemd.machine.state import State, read_state, write_state
 
 PANIC_SECONDS = 10  # a panicking trial boot resets after this long (panic=N)
 
@@ -165,3 +172,55 @@ def arm_or_write(machine: Machine, runner: Runner, backend: Backend, state: Stat
     after = arm_trial(machine, runner, backend, state, current=current, desired=desired,
                       digest=digest, boot_id=read_boot_id(machine))
     return after, TrialNote("armed", decision.message, after.trial, write)
+
+
+# --- on the trial boot ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``pmemd verify-trial`` found and did."""
+
+    action: str  # none (no trial boot to verify) | committed | failed
+    message: str
+    trial: Trial
+    rebooting: bool = False
+
+
+def verify_trial(machine: Machine, runner: Runner, *, config_path: Path | None = None,
+                 reboot: Callable[[], None] = request_reboot,
+                 live: bool | None = None) -> Verification:
+    """On the trial boot, once the regions' devices and mounts had their chance: commit the
+    trial (its options become the default entry's) when this boot carries every option
+    tried and every region is ready, else fail it (the default entry keeps the old ones)
+    and, with ``boot.reboot: auto``, reboot back to them."""
+    config = read_config(machine, config_path).require()
+    facts = read_facts(machine)
+    state = read_state(machine)
+    step = decide_trial_boot(state.trial, boot_id=read_boot_id(machine), running=facts.cmdline)
+    if step.action is not BootAction.VERIFY:
+        return Verification("none", f"no trial boot to verify (trial: "
+                                    f"{state.trial.state.value})", state.trial)
+    backend = detect(machine, config.boot.bootloader).require()
+    result = plan(config, facts, owned=state.owned)
+    # every region must be seen ready: one whose device could not be read is not verified
+    seen = {d.region: d for d in result.devices}
+    problems = [f"region {r.region.name!r}: " + (
+        seen[r.region.name].reason if r.region.name in seen else
+        "its device could not be read on this boot") for r in result.regions
+        if r.region.name not in seen or seen[r.region.name].state is not DeviceState.READY]
+    if desired_digest(result.desired_args) != step.trial.digest:
+        problems.append("the config changed since the trial was armed")
+    verdict = decide_verdict(step.trial, facts.cmdline, problems)
+    committed = verdict.state is TrialState.COMMITTED
+    end_trial(machine, runner, backend, state, verdict, commit=committed)
+    if committed:
+        return Verification("committed", "the trial boot is verified: its options are now "
+                                         "the default entry's", verdict)
+    back = config.boot.reboot is RebootPolicy.AUTO and (
+        machine.root == Path("/") if live is None else live)
+    if back:
+        reboot()
+    return Verification("failed", verdict.reason + (
+        "; rebooting into the default entry, which keeps the old options" if back else
+        "; the next boot is the default entry's, with the old options"), verdict, back)

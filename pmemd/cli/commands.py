@@ -293,3 +293,16 @@ def cmd_verify_dax(args: argparse.Namespace) -> int:
     assert parsed.usable is not None
     print(verify_region(machine_of(args), parsed.usable, args.region).describe())
     return Exit.OK
+
+
+def cmd_verify_trial(args: argparse.Namespace) -> int:
+    """What pmemd-trial.service runs on a trial boot: 0 when committed (or no trial boot to
+    verify), 6 (degraded) when the trial failed."""
+    from pmemd.boot.trial import verify_trial
+    from pmemd.machine.runner import Runner
+
+    machine = machine_of(args)
+    with _locked(machine, "pmemd verify-trial"):
+        done = verify_trial(machine, Runner(), config_path=config_path_of(args))
+    print(f"Trial boot: {done.message}")
+    return Exit.DEGRADED if done.action == "failed" else Exit.OK

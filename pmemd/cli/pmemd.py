@@ -26,6 +26,7 @@ from pmemd.cli.commands import (
     cmd_serve,
     cmd_validate,
     cmd_verify_dax,
+    cmd_verify_trial,
 )
 from pmemd.cli.exits import Exit, exit_for
 from pmemd.core.model import MIN_ALIGNMENT
@@ -165,6 +166,11 @@ def _unit_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                             help="check that a region's filesystem is mounted with DAX")
     verify.add_argument("region", help="the region's name in the config")
     verify.set_defaults(func=cmd_verify_dax)
+
+    trial = sub.add_parser("verify-trial", parents=[common],
+                           help="on a trial boot: commit the trial, or fail it and go back "
+                                "to the old options (its unit runs this)")
+    trial.set_defaults(func=cmd_verify_trial)
 
 
 def _terminated(signum: int, _frame: object) -> None:

@@ -21,7 +21,7 @@ from pmemd.boot.detect import detect
 from pmemd.boot.grubcfg import MenuEntry, parse_grub_cfg, resolve_default
 from pmemd.boot.grubenv import grubenv_problem, probe_grubenv
 from pmemd.boot.trial import arm_trial, end_trial
-from pmemd.core.cmdline import carries
+from pmemd.core.cmdline import Cmdline, carries
 from pmemd.core.trial import TrialState
 from pmemd.errors import BootConfigError
 from pmemd.machine.root import Machine
@@ -273,17 +273,23 @@ def trial_state(root: DebianRoot) -> dict[str, object]:
     return trial
 
 
-def test_reconcile_arms_a_trial_and_a_boot_without_it_fails_it(debian: Debian) -> None:
-    root, facts = debian
+def armed_by_reconcile(root: DebianRoot) -> tuple[Backend, Cmdline | None, str]:
+    """A applied directly, then B's reconcile arms a trial: the backend, the default
+    entry's command line (A's) and what the reconcile printed."""
     applied_a(root)
-    machine = Machine(root.root)
-    backend = detect(machine).require()
+    backend = detect(Machine(root.root)).require()
     old_default = backend.read_next_boot().cmdline
     write_config(root.root, B)
     armed_run = run_pmemd("reconcile", "--root", str(root.root))
     assert armed_run.returncode == 5, armed_run.stdout + armed_run.stderr
-    assert "Trial boot: the next boot tries the new options once" in armed_run.stdout
-    assert "Checked: the default entry now carries" not in armed_run.stdout
+    return backend, old_default, armed_run.stdout
+
+
+def test_reconcile_arms_a_trial_and_a_boot_without_it_fails_it(debian: Debian) -> None:
+    root, facts = debian
+    backend, old_default, armed_stdout = armed_by_reconcile(root)
+    assert "Trial boot: the next boot tries the new options once" in armed_stdout
+    assert "Checked: the default entry now carries" not in armed_stdout
     assert trial_state(root)["state"] == "armed"
     assert backend.read_next_boot().cmdline == old_default
     trial = backend.read_trial()
@@ -335,3 +341,26 @@ def test_boot_trial_never_writes_the_default_directly(debian: Debian) -> None:
     assert "Trial boot: boot.trial: never" in done.stdout
     assert "Checked: the default entry now carries memmap=2G!10G" in done.stdout
     assert trial_state(root)["state"] == "none"
+
+
+def test_verify_trial_fails_a_trial_boot_whose_devices_are_missing(debian: Debian) -> None:
+    """The trial boot came up with the options, but no region's device appeared (the
+    Debian root has no pmem devices): pmemd verify-trial fails the trial with the regions
+    named, the default entry keeps the old options, the trial entry is gone, exit 6; with
+    boot.reboot: never it does not reboot and says the next boot is the old one."""
+    root, facts = debian
+    backend, old_default, _ = armed_by_reconcile(root)
+    digest = str(trial_state(root)["digest"])
+    nothing = run_pmemd("verify-trial", "--root", str(root.root))  # not the trial boot yet
+    assert nothing.returncode == 0 and "no trial boot to verify (trial: armed)" in nothing.stdout
+    new_boot(facts, "0c6d1e2f-0000-4000-8000-000000000004",
+             f"BOOT_IMAGE=/boot/vmlinuz-6.1.0-27-amd64 ro memmap=2G!10G memmap=2G!12G "
+             f"{MARK}{digest} panic=10 quiet")
+    done = run_pmemd("verify-trial", "--root", str(root.root))
+    assert done.returncode == 6, done.stdout + done.stderr
+    assert "the trial boot came up but region 'cache'" in done.stdout, done.stdout
+    assert "the next boot is the default entry's, with the old options" in done.stdout
+    assert trial_state(root)["state"] == "failed"
+    assert backend.read_next_boot().cmdline == old_default and backend.read_trial() is None
+    again = run_pmemd("verify-trial", "--root", str(root.root))
+    assert again.returncode == 0 and "trial: failed" in again.stdout
