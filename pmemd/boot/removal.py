@@ -17,8 +17,10 @@ from pmemd.boot.reboot import (
     mark_degraded,
     mark_reboot_required,
 )
+from pmemd.boot.trial import end_trial
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries, merge_args
 from pmemd.core.model import BootloaderChoice
+from pmemd.core.trial import Trial, TrialState
 from pmemd.errors import BootConfigError, MachineError, NoBootloader
 from pmemd.machine.facts import read_cmdline, read_config
 from pmemd.machine.root import Machine
@@ -99,9 +101,19 @@ def remove_all(machine: Machine, runner: Runner, *, config_path: Path | None = N
                       dry_run=dry_run)
 
 
+def _take_trial_back(machine: Machine, runner: Runner, state: State,
+                     config_path: Path | None) -> State:
+    """A trial armed or running goes first: its entry and its one-time selection, the
+    default entry as it was (what pmemd owns there is taken back next)."""
+    backend = _detect_recorded(machine, state, config_path).require()
+    return end_trial(machine, runner, backend, state, Trial(), commit=False)
+
+
 def _take_back(machine: Machine, runner: Runner, state: State, *,
                config_path: Path | None, dry_run: bool) -> Removal:
     """:func:`remove_all` for the ``state`` already read."""
+    if state.trial.state in (TrialState.ARMED, TrialState.RUNNING) and not dry_run:
+        state = _take_trial_back(machine, runner, state, config_path)
     owned = state.owned
     if not owned and not dry_run:
         sweep_leftovers(machine, None, config_path)

@@ -364,3 +364,21 @@ def test_verify_trial_fails_a_trial_boot_whose_devices_are_missing(debian: Debia
     assert backend.read_next_boot().cmdline == old_default and backend.read_trial() is None
     again = run_pmemd("verify-trial", "--root", str(root.root))
     assert again.returncode == 0 and "trial: failed" in again.stdout
+
+
+def test_remove_all_takes_an_armed_trial_away_too(debian: Debian) -> None:
+    """Package removal (reconcile --remove-all) with a trial armed: the trial entry, its
+    one-time selection and pmemd's drop-in go; GRUB's default entry carries none of pmemd's
+    options; state.json records no trial and owns nothing."""
+    root, _ = debian
+    backend, _, _ = armed_by_reconcile(root)
+    assert "next_entry=pmemd-trial" in root.file("/boot/grub/grubenv").read_text()
+    done = run_pmemd("reconcile", "--root", str(root.root), "--remove-all")
+    assert done.returncode == 5, done.stdout + done.stderr  # A's option taken off: reboot
+    assert backend.read_trial() is None
+    assert not root.file(DROPIN).exists()
+    assert "next_entry" not in root.file("/boot/grub/grubenv").read_text()
+    default = backend.read_next_boot().cmdline
+    assert default is not None and not [a for a in default.args if a.text.startswith("memmap=")]
+    state = json.loads(root.file("/var/lib/pmemd/state.json").read_text())
+    assert state["owned"] == [] and "trial" not in state
