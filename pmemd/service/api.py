@@ -91,6 +91,8 @@ MANAGER_PROPERTIES = {
     "Warnings": "a(sss)",  # WarningRow
     "Problems": "a(sssuu)",  # ProblemRow
     "ReadError": "s",
+    "Trial": "s",  # none | armed | running | committed | failed (see pmemd.core.trial)
+    "TrialReason": "s",
 }
 REGION_PROPERTIES = {
     "Name": "s",

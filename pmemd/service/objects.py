@@ -195,6 +195,14 @@ class ManagerInterface(_Interface):
     def ReadError(self) -> str:
         return self.view.ReadError
 
+    @manager_property
+    def Trial(self) -> str:
+        return self.view.Trial
+
+    @manager_property
+    def TrialReason(self) -> str:
+        return self.view.TrialReason
+
     @dbus_method(api.RELOAD)
     async def Reload(self) -> None:
         # It makes root write the generator's cache: a change, asked of polkit like one.

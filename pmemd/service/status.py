@@ -4,16 +4,18 @@ by the same functions ``pmemd plan`` calls, and whatever is wrong kept as data."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pmemd.boot.view import BootView, plan_next_boot, read_boot_view
 from pmemd.core.facts import MachineFacts
 from pmemd.core.model import Config
 from pmemd.core.plan import Plan, PlanState
+from pmemd.core.trial import Trial
 from pmemd.errors import MachineError, Problem
 from pmemd.machine.facts import read_config, read_facts
 from pmemd.machine.root import Machine
+from pmemd.machine.state import read_state
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Status:
     plan: Plan | None = None
     boot: BootView | None = None
     guard: str | None = None  # reconcile's degraded marker: the reboot guard stopped
+    trial: Trial = field(default_factory=Trial)  # the last trial boot (state.json)
 
 
 def read_status(machine: Machine, config_path: Path | None,
@@ -66,10 +69,11 @@ def _read_status(machine: Machine, config_path: Path | None) -> Status:
         boot = read_boot_view(machine, config)  # judged against the bootloader's next boot
         result = plan_next_boot(config, facts, boot)
         guard = machine.read_text(machine.runtime_degraded)
+        trial = read_state(machine).trial
     except MachineError as err:
         return Status(shown, config, parsed.problems, None, str(err))
     return Status(shown, config, result.problems, facts, None, result, boot,
-                  guard.strip() if guard else None)
+                  guard.strip() if guard else None, trial)
 
 
 def overall_state(status: Status) -> PlanState:

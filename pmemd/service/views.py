@@ -33,6 +33,8 @@ class ManagerView:
     Warnings: list[list[object]]  # WarningRow.wire()
     Problems: list[list[object]]  # ProblemRow.wire()
     ReadError: str
+    Trial: str
+    TrialReason: str
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def manager_view(status: Status) -> ManagerView:
         Warnings=[w.wire() for w in warnings],
         Problems=[problem_row(p).wire() for p in status.problems],
         ReadError=status.machine_error or "",
+        Trial=status.trial.state.value,
+        TrialReason=status.trial.reason,
     )
 
 

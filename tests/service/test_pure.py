@@ -38,7 +38,8 @@ def view(**changes: Any) -> ManagerView:
         "Version": "0.1.0", "State": "converged", "RebootRequired": False,
         "Bootloader": "update-grub", "BootloaderReason": "update-grub: found",
         "ConfigPath": "/etc/pmemd.yaml", "CurrentMemmap": ["memmap=4G!12G"],
-        "DesiredMemmap": ["memmap=4G!12G"], "Warnings": [], "Problems": [], "ReadError": ""}
+        "DesiredMemmap": ["memmap=4G!12G"], "Warnings": [], "Problems": [], "ReadError": "",
+        "Trial": "none", "TrialReason": ""}
     return ManagerView(**{**fields, **changes})
 
 

@@ -315,3 +315,23 @@ def test_serve_without_a_bus_says_so(workdir: Path, root: Path) -> None:
                           timeout=TIMEOUT, check=False)
     assert done.returncode == 1
     assert f"cannot connect to unix:path={workdir}/no-such-socket" in done.stderr
+
+
+def test_trial_properties_follow_pmemds_state(bus: PrivateBus, service: Running,
+                                             root: Path) -> None:
+    """Trial and TrialReason say what state.json records of the last trial boot: none on
+    a machine that never tried one, then what reconcile wrote (a failed trial here), and
+    a property read right after the change already shows it."""
+    assert prop(bus, MANAGER, "io.pmemd1.Manager", "Trial") == "none"
+    assert prop(bus, MANAGER, "io.pmemd1.Manager", "TrialReason") == ""
+    state = root / "var/lib/pmemd/state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({
+        "version": 1, "bootloader": "update-grub", "owned": [], "retired": [],
+        "pending": None, "degraded": None,
+        "trial": {"state": "failed", "digest": "d1", "options": ["memmap=256M!1536M"],
+                  "armed_on": "boot-a", "booted": "boot-b",
+                  "reason": "the trial boot did not come up"}}))
+    assert prop(bus, MANAGER, "io.pmemd1.Manager", "Trial") == "failed"
+    assert prop(bus, MANAGER, "io.pmemd1.Manager", "TrialReason") == \
+        "the trial boot did not come up"
