@@ -17,7 +17,7 @@ from pathlib import Path
 from pmemd.boot.apply import apply_boot_write, verify_next_boot
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot
 from pmemd.boot.detect import detect
-from pmemd.boot.reboot import read_boot_id, request_reboot
+from pmemd.boot.reboot import mark_degraded, read_boot_id, request_reboot
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries
 from pmemd.core.devices import DeviceState
 from pmemd.core.model import RebootPolicy, TrialMode
@@ -28,13 +28,15 @@ from pmemd.core.trial import (
     BootAction,
     Trial,
     TrialState,
+    aborted,
     armed,
     decide_arm,
     decide_trial_boot,
     decide_verdict,
     mark_for,
+    retried,
 )
-from pmemd.errors import BootConfigError
+from pmemd.errors import BootConfigError, Refused
 from pmemd.machine.atomic import Transaction
 from pmemd.machine.facts import read_config, read_facts
 from pmemd.machine.root import Machine
@@ -224,3 +226,32 @@ def verify_trial(machine: Machine, runner: Runner, *, config_path: Path | None =
     return Verification("failed", verdict.reason + (
         "; rebooting into the default entry, which keeps the old options" if back else
         "; the next boot is the default entry's, with the old options"), verdict, back)
+
+
+# --- what the admin asks (pmemctl trial retry | abort) -------------------------------------
+
+
+def retry_trial(machine: Machine) -> State:
+    """Forget a failed trial — and the reboot guard's memory of it — so that the next
+    reconcile arms the same options again (the caller holds the change lock)."""
+    state = read_state(machine)
+    after = retried(state.trial)
+    if after is None:
+        raise Refused(f"there is no failed trial to retry (trial: {state.trial.state.value})")
+    state = replace(state, trial=after, pending=None, degraded=None)
+    write_state(machine, state)
+    mark_degraded(machine, None)
+    return state
+
+
+def abort_trial(machine: Machine, runner: Runner, config_path: Path | None = None) -> State:
+    """Disarm an armed trial: its entry and one-time selection go, the default entry is
+    untouched, and its options are held (as after a failure) until retried or the config
+    changes (the caller holds the change lock)."""
+    state = read_state(machine)
+    after = aborted(state.trial)
+    if after is None:
+        raise Refused(f"there is no armed trial to abort (trial: {state.trial.state.value})")
+    config = read_config(machine, config_path).require()
+    backend = detect(machine, config.boot.bootloader).require()
+    return end_trial(machine, runner, backend, state, after, commit=False)

@@ -71,11 +71,14 @@ GET_MEMORY_MAP = Method(MANAGER_INTERFACE, "GetMemoryMap", "", "a(ttss)a(ttss)")
 LIST_REGIONS = Method(MANAGER_INTERFACE, "ListRegions", "", "a(sottssss)")
 SET_CONFIG = Method(MANAGER_INTERFACE, "SetConfig", "sb", "s")
 APPLY = Method(MANAGER_INTERFACE, "Apply", "b", "sas")
+RETRY_TRIAL = Method(MANAGER_INTERFACE, "RetryTrial", "", "sas")
+ABORT_TRIAL = Method(MANAGER_INTERFACE, "AbortTrial", "", "s")
 MOUNT = Method(REGION_INTERFACE, "Mount")
 UNMOUNT = Method(REGION_INTERFACE, "Unmount")
 FORMAT = Method(REGION_INTERFACE, "Format", "b")
 GET_ALL = Method(PROPERTIES_INTERFACE, "GetAll", "s", "a{sv}")
 METHODS = (RELOAD, VALIDATE, GET_PLAN, GET_MEMORY_MAP, LIST_REGIONS, SET_CONFIG, APPLY,
+           RETRY_TRIAL, ABORT_TRIAL,
            MOUNT, UNMOUNT, FORMAT)
 
 # Read-only properties, name → signature; every one emits PropertiesChanged.

@@ -243,6 +243,19 @@ class ManagerInterface(_Interface):
         state, report = await self.server.ops.apply(dry_run=dry_run, caller=caller)
         return [state, report]
 
+    @dbus_method(api.RETRY_TRIAL)
+    async def RetryTrial(self) -> list[object]:
+        caller = current_caller()
+        await self.server.authority.check(caller, Action.MANAGE)
+        state, report = await self.server.ops.retry_trial(caller=caller)
+        return [state, report]
+
+    @dbus_method(api.ABORT_TRIAL)
+    async def AbortTrial(self) -> str:
+        caller = current_caller()
+        await self.server.authority.check(caller, Action.MANAGE)
+        return await self.server.ops.abort_trial(caller=caller)
+
 
 class RegionInterface(_Interface):
     def __init__(self, server: Host, view: RegionView) -> None:

@@ -29,6 +29,7 @@ from typing import TypeVar
 from pmemd.boot.reconcile import reconcile
 from pmemd.boot.report import plan_with_boot_document, render_reconcile_text
 from pmemd.boot.stamp import remove_stamp
+from pmemd.boot.trial import abort_trial, retry_trial
 from pmemd.core.config import parse_config
 from pmemd.core.facts import MachineFacts
 from pmemd.core.model import Config, OnBoot
@@ -306,6 +307,25 @@ class Operations:
             outcome = reconcile(self.machine, Runner(), config_path=self.config_path)
             remove_stamp(self.machine)  # the boot-time reconcile checks everything again
         return outcome.state.value, render_reconcile_text(outcome).splitlines()
+
+    def _retry_trial(self, caller: Caller) -> tuple[str, list[str]]:
+        with self._locked("RetryTrial", caller):
+            retry_trial(self.machine)
+        return self._reconcile(False, caller)  # arms it again (under its own lock)
+
+    async def retry_trial(self, *, caller: Caller) -> tuple[str, list[str]]:
+        """Forget a failed trial and apply again (which arms it again)."""
+        return await self.exclusive("RetryTrial", caller,
+                                    functools.partial(self._retry_trial, caller))
+
+    def _abort_trial(self, caller: Caller) -> str:
+        with self._locked("AbortTrial", caller):
+            return abort_trial(self.machine, Runner(), self.config_path).trial.state.value
+
+    async def abort_trial(self, *, caller: Caller) -> str:
+        """Disarm the armed trial; the Trial property's new value."""
+        return await self.exclusive("AbortTrial", caller,
+                                    functools.partial(self._abort_trial, caller))
 
     async def apply(self, *, dry_run: bool, caller: Caller) -> tuple[str, list[str]]:
         """``pmemd reconcile [--dry-run]``: the same function, the same report."""

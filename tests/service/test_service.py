@@ -335,3 +335,18 @@ def test_trial_properties_follow_pmemds_state(bus: PrivateBus, service: Running,
     assert prop(bus, MANAGER, "io.pmemd1.Manager", "Trial") == "failed"
     assert prop(bus, MANAGER, "io.pmemd1.Manager", "TrialReason") == \
         "the trial boot did not come up"
+
+
+def test_retry_and_abort_with_no_trial_are_refused_and_change_nothing(
+        bus: PrivateBus, service: Running, root: Path) -> None:
+    """RetryTrial with no failed trial and AbortTrial with none armed: io.pmemd1.Error.Refused
+    naming the Trial state, and nothing written."""
+    state = root / "var/lib/pmemd/state.json"
+    before = state.read_bytes() if state.exists() else None
+    retry = manager(bus, "RetryTrial")
+    assert retry.error == "io.pmemd1.Error.Refused", retry
+    assert "no failed trial to retry (trial: none)" in retry.text
+    abort = manager(bus, "AbortTrial")
+    assert abort.error == "io.pmemd1.Error.Refused", abort
+    assert "no armed trial to abort (trial: none)" in abort.text
+    assert (state.read_bytes() if state.exists() else None) == before
