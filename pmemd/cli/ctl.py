@@ -171,6 +171,33 @@ def cmd_apply(session: Session, args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_trial(session: Session, args: argparse.Namespace) -> int:
+    """``pmemctl trial [status|retry|abort]``: the last trial boot, or what to do with it."""
+    if args.action == "retry":
+        state, report = session.change(api.RETRY_TRIAL, api.MANAGER_PATH)
+        assert isinstance(report, list)
+        if args.json:
+            _print_json({"state": state, "report": report})
+        else:
+            sys.stdout.write("".join(f"{line}\n" for line in report))
+        return OK
+    if args.action == "abort":
+        [trial] = session.change(api.ABORT_TRIAL, api.MANAGER_PATH)
+        if args.json:
+            _print_json({"Trial": trial})
+        else:
+            sys.stdout.write(f"Trial boot: {trial}; the default entry keeps its options\n")
+        return OK
+    props = session.properties(api.MANAGER_PATH, api.MANAGER_INTERFACE)
+    found = {"Trial": props["Trial"], "TrialReason": props["TrialReason"]}
+    if args.json:
+        _print_json(found)
+    else:
+        why = str(found["TrialReason"])
+        sys.stdout.write(f"Trial boot: {found['Trial']}" + (f": {why}" if why else "") + "\n")
+    return OK
+
+
 def cmd_validate(session: Session, args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -298,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--dry-run", action="store_true",
                        help="only show what would be written and run")
     apply.set_defaults(run=cmd_apply)
+    trial = sub.add_parser("trial", parents=[common],
+                           help="the last trial boot of new options; retry or abort it")
+    trial.add_argument("action", nargs="?", choices=("status", "retry", "abort"),
+                       default="status")
+    trial.set_defaults(run=cmd_trial)
     validate = sub.add_parser("validate", parents=[common],
                               help="check FILE as a config for this machine")
     validate.add_argument("file", metavar="FILE")

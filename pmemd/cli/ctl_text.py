@@ -49,6 +49,9 @@ def render_status(props: Mapping[str, object], regions: Sequence[RegionRow]) -> 
               for row in _rows(props["Problems"])]
     if props["ReadError"]:
         lines.append(_field("Read error", str(props["ReadError"])))
+    trial, why = str(props.get("Trial", "none")), str(props.get("TrialReason", ""))
+    if trial != "none":
+        lines.append(_field("Trial boot", f"{trial}: {why}" if why else trial))
     lines.append(_field("Version", str(props["Version"])))
     return "\n".join(lines) + "\n"
 

@@ -255,3 +255,28 @@ def test_validate_locates_bytes_a_config_cannot_hold(bus: PrivateBus, service: R
     assert document["valid"] is False and document["errors"][0].startswith(f"{config}:{where}")
     said = run_pmemd("validate", "--root", str(workdir), "--config", str(config))
     assert said.stderr.splitlines()[0] == done.stderr.splitlines()[0]  # in the same words
+
+
+def test_trial_status_retry_and_abort(bus: PrivateBus, service: Running, root: Path) -> None:
+    """pmemctl trial: the Trial property in words (and in pmemctl status once there is
+    one); retry and abort with nothing to act on are refusals, said as such (exit 1)."""
+    done = pmemctl(bus, "trial")
+    assert (done.returncode, done.stdout) == (0, "Trial boot: none\n"), done.stderr
+    assert "Trial boot" not in pmemctl(bus).stdout
+    for action, says in (("retry", "no failed trial to retry"),
+                         ("abort", "no armed trial to abort")):
+        refused = pmemctl(bus, "trial", action)
+        assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+    state = root / "var/lib/pmemd/state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({
+        "version": 1, "bootloader": "update-grub", "owned": [], "retired": [],
+        "pending": None, "degraded": None,
+        "trial": {"state": "failed", "digest": "d1", "options": [], "armed_on": "a",
+                  "booted": "b", "reason": "the trial boot did not come up"}}))
+    failed = pmemctl(bus, "trial", "status")
+    assert failed.stdout == "Trial boot: failed: the trial boot did not come up\n"
+    assert json.loads(pmemctl(bus, "trial", "--json").stdout) == {
+        "Trial": "failed", "TrialReason": "the trial boot did not come up"}
+    assert "     Trial boot: failed: the trial boot did not come up" in \
+        pmemctl(bus).stdout.splitlines()
