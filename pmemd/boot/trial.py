@@ -255,3 +255,43 @@ def abort_trial(machine: Machine, runner: Runner, config_path: Path | None = Non
     config = read_config(machine, config_path).require()
     backend = detect(machine, config.boot.bootloader).require()
     return end_trial(machine, runner, backend, state, after, commit=False)
+
+
+# --- for pmemd plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialOutlook:
+    """The last trial, and how the next change of pmemd's options would reach the boot."""
+
+    trial: Trial
+    next_change: str  # arm | direct | hold | none (nothing to change)
+    why: str
+
+    def document(self) -> dict[str, object]:
+        return {"state": self.trial.state.value, "reason": self.trial.reason,
+                "next_change": self.next_change, "why": self.why}
+
+    def lines(self) -> list[str]:
+        last = self.trial.state.value + (f": {self.trial.reason}" if self.trial.reason else "")
+        out = [f"Trial:    {last}"]
+        if self.next_change != "none":
+            out.append(f"          the change: {self.why}")
+        return out
+
+
+def outlook(machine: Machine, runner: Runner, backend: Backend | None, *, mode: TrialMode,
+            desired: Sequence[str], adds: bool, changes: bool) -> TrialOutlook:
+    """``pmemd plan``'s view of the trial: what state.json records, and what
+    :func:`decide_arm` would say about the pending change (asking the bootloader whether
+    it can boot an entry once: grub-probe, a query)."""
+    trial = read_state(machine).trial
+    if not changes:
+        return TrialOutlook(trial, "none", "nothing to change")
+    unsupported = None
+    if mode is TrialMode.AUTO and adds:
+        unsupported = ("no bootloader detected" if backend is None
+                       else backend.trial_support(runner))
+    decision = decide_arm(mode=mode, trial=trial, digest=desired_digest(desired), adds=adds,
+                          unsupported=unsupported)
+    return TrialOutlook(trial, decision.action.value, decision.message)

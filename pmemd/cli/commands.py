@@ -117,19 +117,28 @@ def _configured_alignment(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from pmemd.boot.report import plan_with_boot_document, render_boot_lines
+    from pmemd.boot.trial import outlook
     from pmemd.boot.view import plan_next_boot, read_boot_view
+    from pmemd.core.plan import ChangeAction
+    from pmemd.machine.runner import Runner
 
     machine = machine_of(args)
     config = _config(args).require()
     facts = read_facts(machine, devices=True)
     boot = read_boot_view(machine, config)  # judge against the bootloader's next boot
     result = plan_next_boot(config, facts, boot)
+    adds = any(c.action is ChangeAction.ADD for c in result.changes)
+    changes = any(c.action is not ChangeAction.KEEP for c in result.changes)
+    trial = outlook(machine, Runner(dry_run=True), boot.detection.backend,
+                    mode=config.boot.trial, desired=result.desired_args, adds=adds,
+                    changes=changes)
     if args.json:
-        sys.stdout.write(dump_json(plan_with_boot_document(result, boot)))
+        sys.stdout.write(dump_json({**plan_with_boot_document(result, boot),
+                                    "trial": trial.document()}))
     else:
         where = "this machine" if machine.root == Path("/") else str(machine.root)
         sys.stdout.write(render_plan_text(result, config, facts.kernel, where,
-                                          render_boot_lines(boot)))
+                                          [*render_boot_lines(boot), *trial.lines()]))
     return PLAN_EXITS[result.state]
 
 

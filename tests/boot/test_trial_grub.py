@@ -382,3 +382,25 @@ def test_remove_all_takes_an_armed_trial_away_too(debian: Debian) -> None:
     assert default is not None and not [a for a in default.args if a.text.startswith("memmap=")]
     state = json.loads(root.file("/var/lib/pmemd/state.json").read_text())
     assert state["owned"] == [] and "trial" not in state
+
+
+def test_plan_says_how_the_change_will_reach_the_boot(debian: Debian) -> None:
+    """pmemd plan, before anything is written: with the trial script and a writable
+    grubenv the change would be tried once (next_change arm); with trial: never, direct;
+    after an armed trial, held — in the text and in --json."""
+    root, _ = debian
+    applied_a(root)
+    write_config(root.root, B)
+    planned = run_pmemd("plan", "--root", str(root.root))
+    assert "Trial:    none" in planned.stdout, planned.stdout
+    assert "the change: the next boot tries the new options once" in planned.stdout
+    doc = json.loads(run_pmemd("plan", "--root", str(root.root), "--json").stdout)
+    assert doc["trial"]["next_change"] == "arm"
+    write_config(root.root, config_text(("data", "2G", "12G"), ("cache", "2G", "10G"),
+                                        trial="never"))
+    never = json.loads(run_pmemd("plan", "--root", str(root.root), "--json").stdout)
+    assert never["trial"]["next_change"] == "direct"
+    write_config(root.root, B)
+    assert run_pmemd("reconcile", "--root", str(root.root)).returncode == 5  # arms it
+    held = json.loads(run_pmemd("plan", "--root", str(root.root), "--json").stdout)
+    assert held["trial"]["state"] == "armed" and held["trial"]["next_change"] == "hold"

@@ -137,7 +137,7 @@ def test_plan_json_is_a_stable_document() -> None:
     doc = json.loads(done.stdout)
     assert list(doc) == ["version", "state", "reboot_required", "regions", "desired", "running",
                          "changes", "foreign", "memory", "warnings", "problems", "devices",
-                         "unmatched_devices", "filesystems", "bootloader"]
+                         "unmatched_devices", "filesystems", "bootloader", "trial"]
     assert doc["bootloader"]["backend"] is None  # the demo tree has no bootloader files
     assert [(d["region"], d["state"]) for d in doc["devices"]] == [("cache", "missing"),
                                                                    ("data", "missing")]
@@ -155,6 +155,10 @@ def test_plan_json_is_a_stable_document() -> None:
                                  "reason": "region 'cache' (placed by pmemd; pin it with "
                                            "'offset: 10G')"}
     assert [w["code"] for w in doc["warnings"]] == ["kaslr"]
+    # no bootloader in the demo tree: a change could not be tried once first
+    assert doc["trial"] == {"state": "none", "reason": "", "next_change": "direct",
+                            "why": "no trial boot here (no bootloader detected): the default "
+                                   "entry is changed directly"}
 
 
 def test_plan_converged_exit_zero(tmp_path: Path) -> None:
