@@ -21,7 +21,7 @@ from pmemd.boot.reboot import mark_degraded, read_boot_id, request_reboot
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries
 from pmemd.core.devices import DeviceState
 from pmemd.core.model import RebootPolicy, TrialMode
-from pmemd.core.plan import plan
+from pmemd.core.plan import ChangeAction, Plan, plan
 from pmemd.core.reboot import desired_digest
 from pmemd.core.trial import (
     ArmAction,
@@ -280,18 +280,19 @@ class TrialOutlook:
         return out
 
 
-def outlook(machine: Machine, runner: Runner, backend: Backend | None, *, mode: TrialMode,
-            desired: Sequence[str], adds: bool, changes: bool) -> TrialOutlook:
-    """``pmemd plan``'s view of the trial: what state.json records, and what
-    :func:`decide_arm` would say about the pending change (asking the bootloader whether
-    it can boot an entry once: grub-probe, a query)."""
+def outlook(machine: Machine, result: Plan, backend: Backend | None, mode: TrialMode
+            ) -> TrialOutlook:
+    """``pmemd plan``'s view of the trial (also GetPlan's): what state.json records, and
+    what :func:`decide_arm` would say about ``result``'s pending change (asking the
+    bootloader whether it can boot an entry once: grub-probe, a query)."""
     trial = read_state(machine).trial
-    if not changes:
+    adds = any(c.action is ChangeAction.ADD for c in result.changes)
+    if all(c.action is ChangeAction.KEEP for c in result.changes):
         return TrialOutlook(trial, "none", "nothing to change")
     unsupported = None
     if mode is TrialMode.AUTO and adds:
         unsupported = ("no bootloader detected" if backend is None
-                       else backend.trial_support(runner))
-    decision = decide_arm(mode=mode, trial=trial, digest=desired_digest(desired), adds=adds,
-                          unsupported=unsupported)
+                       else backend.trial_support(Runner(dry_run=True)))
+    decision = decide_arm(mode=mode, trial=trial, digest=desired_digest(result.desired_args),
+                          adds=adds, unsupported=unsupported)
     return TrialOutlook(trial, decision.action.value, decision.message)

@@ -119,19 +119,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pmemd.boot.report import plan_with_boot_document, render_boot_lines
     from pmemd.boot.trial import outlook
     from pmemd.boot.view import plan_next_boot, read_boot_view
-    from pmemd.core.plan import ChangeAction
-    from pmemd.machine.runner import Runner
 
     machine = machine_of(args)
     config = _config(args).require()
     facts = read_facts(machine, devices=True)
     boot = read_boot_view(machine, config)  # judge against the bootloader's next boot
     result = plan_next_boot(config, facts, boot)
-    adds = any(c.action is ChangeAction.ADD for c in result.changes)
-    changes = any(c.action is not ChangeAction.KEEP for c in result.changes)
-    trial = outlook(machine, Runner(dry_run=True), boot.detection.backend,
-                    mode=config.boot.trial, desired=result.desired_args, adds=adds,
-                    changes=changes)
+    trial = outlook(machine, result, boot.detection.backend, config.boot.trial)
     if args.json:
         sys.stdout.write(dump_json({**plan_with_boot_document(result, boot),
                                     "trial": trial.document()}))

@@ -29,7 +29,7 @@ from typing import TypeVar
 from pmemd.boot.reconcile import reconcile
 from pmemd.boot.report import plan_with_boot_document, render_reconcile_text
 from pmemd.boot.stamp import remove_stamp
-from pmemd.boot.trial import abort_trial, retry_trial
+from pmemd.boot.trial import abort_trial, outlook, retry_trial
 from pmemd.core.config import parse_config
 from pmemd.core.facts import MachineFacts
 from pmemd.core.model import Config, OnBoot
@@ -220,10 +220,17 @@ class Operations:
                 raise ConfigError(status.problems)
             raise MachineError(status.machine_error or "the machine could not be read")
         if self._plan_json is None or self._plan_json[0] is not status:
-            assert status.boot is not None
-            self._plan_json = (status, dump_json(plan_with_boot_document(status.plan,
-                                                                         status.boot)))
+            text = await asyncio.get_running_loop().run_in_executor(
+                self._reader, self._plan_document, status)
+            self._plan_json = (status, text)
         return self._plan_json[1]
+
+    def _plan_document(self, status: Status) -> str:
+        """(reader thread: it may ask the bootloader, grub-probe) ``pmemd plan --json``."""
+        result, boot, config = status.plan, status.boot, status.config
+        assert result is not None and boot is not None and config is not None
+        trial = outlook(self.machine, result, boot.detection.backend, config.boot.trial)
+        return dump_json({**plan_with_boot_document(result, boot), "trial": trial.document()})
 
     async def validate(self, yaml: str) -> list[WarningRow]:
         """Like ``pmemd validate``: the text must parse and the plan must have no problem;
