@@ -40,30 +40,28 @@ MANAGER = "/io/pmemd1"
 REFUSED = {"io.pmemd1.Error.Busy"}
 
 
-def _pmemd_options(root: Path) -> set[str]:
-    """Every option of pmemd's kind (memmap=, nokaslr) the boot configuration carries:
-    the entries' options lines and /etc/kernel/cmdline."""
+def _pmemd_args_per_line(root: Path) -> list[list[str]]:
+    """The options of pmemd's kind (memmap=, nokaslr) of each place the boot configuration
+    keeps a command line: every entry's options line, and /etc/kernel/cmdline."""
     texts = [line.partition("options")[2] for p in sorted((root / ENTRIES).glob("*.conf"))
              for line in p.read_text().splitlines() if line.startswith("options")]
     cmdline = root / "etc/kernel/cmdline"
     if cmdline.exists():
         texts.append(cmdline.read_text())
-    return {arg for text in texts for arg in args_of(text)
-            if arg.startswith("memmap=") or arg == "nokaslr"}
+    return [[a for a in args_of(text) if a.startswith("memmap=") or a == "nokaslr"]
+            for text in texts]
+
+
+def _pmemd_options(root: Path) -> set[str]:
+    """Every option of pmemd's kind the boot configuration carries."""
+    return {arg for line in _pmemd_args_per_line(root) for arg in line}
 
 
 def _duplicated(root: Path) -> list[str]:
     """Options of pmemd's kind that one options line (or /etc/kernel/cmdline) carries
     twice."""
-    texts = [line.partition("options")[2] for p in sorted((root / ENTRIES).glob("*.conf"))
-             for line in p.read_text().splitlines() if line.startswith("options")]
-    cmdline = root / "etc/kernel/cmdline"
-    texts += [cmdline.read_text()] if cmdline.exists() else []
-    twice = []
-    for text in texts:
-        mine = [a for a in args_of(text) if a.startswith("memmap=") or a == "nokaslr"]
-        twice += sorted({a for a in mine if mine.count(a) > 1})
-    return twice
+    return [a for line in _pmemd_args_per_line(root) for a in sorted(set(line))
+            if line.count(a) > 1]
 
 
 def _writer(root: Path, index: int, until: float) -> subprocess.Popen[str]:

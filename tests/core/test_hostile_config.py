@@ -191,7 +191,7 @@ def test_hostile_input_gives_a_config_or_located_problems(
 
     check()
     reliability(Figure("hostile input", "config parser and validator (hypothesis)", tried,
-                       "inputs", note=f"each < {SECONDS:g} s, < {MEMORY >> 20} MiB, "
+                       "inputs", note=f"each < {SECONDS:g} s of CPU, < {MEMORY >> 20} MiB, "
                                       "nothing written"))
 
 
@@ -227,4 +227,4 @@ def test_crafted_hostile_inputs(facts: MachineFacts,
             raise AssertionError(f"{name}: {err}") from None
     reliability(Figure("hostile input", "config parser and validator (crafted: alias bombs, "
                        "nesting, 10,000 regions, 1 MiB values)", len(CRAFTED), "inputs",
-                       note=f"each < {SECONDS:g} s, < {MEMORY >> 20} MiB, nothing written"))
+                       note=f"each < {SECONDS:g} s of CPU, < {MEMORY >> 20} MiB, nothing written"))
