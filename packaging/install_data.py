@@ -33,6 +33,8 @@ class Rule:
 UNIT_SUFFIXES = ("service", "socket", "timer", "path", "target", "mount")
 
 RULES = (
+    # GRUB's configuration scripts (pmemd's trial boot entry): run by update-grub.
+    Rule("etc/grub.d/*", "grubddir", 0o755),
     *(Rule(f"systemd/*.{suffix}", "unitdir") for suffix in UNIT_SUFFIXES),
     Rule("systemd/*-generator", "generatordir", 0o755),
     Rule("systemd/*.rules", "udevrulesdir"),
@@ -54,6 +56,7 @@ DIRECTORY_OPTIONS = {
     "generatordir": "systemd system generators (Debian 12: /lib/systemd/system-generators)",
     "udevrulesdir": "udev rules (Debian 12: /lib/udev/rules.d)",
     "sysconfdir": "configuration (/etc)",
+    "grubddir": "GRUB's configuration scripts (/etc/grub.d)",
     "dbussystemdir": "D-Bus system bus policy (/usr/share/dbus-1/system.d)",
     "dbusservicedir": "D-Bus system service activation (/usr/share/dbus-1/system-services)",
     "dbusinterfacedir": "D-Bus introspection data (/usr/share/dbus-1/interfaces)",
@@ -113,12 +116,16 @@ def install(placements: list[Placement], destdir: Path) -> None:
 
 
 def render_file_list(placements: list[Placement], sysconfdir: str, mandir: str | None) -> str:
-    """An RPM ``%files -f`` list: files under sysconfdir are ``%config(noreplace)``; man
-    pages end in ``*``, since rpmbuild compresses them after install."""
+    """An RPM ``%files -f`` list: files under sysconfdir are configuration — the admin's
+    (``%config(noreplace)``: an edited one is kept), or pmemd's own scripts there, e.g. the
+    GRUB script (``%config``: an upgrade installs the new one, which reads what the new
+    pmemd writes, and keeps an edited one as .rpmsave); man pages end in ``*``, since
+    rpmbuild compresses them after install."""
     lines = []
     for placement in placements:
         if placement.target.is_relative_to(sysconfdir):
-            lines.append(f"%config(noreplace) {placement.target}")
+            kind = "%config" if placement.mode & 0o111 else "%config(noreplace)"
+            lines.append(f"{kind} {placement.target}")
         elif mandir is not None and placement.target.is_relative_to(mandir):
             lines.append(f"{placement.target}*")
         else:

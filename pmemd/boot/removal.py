@@ -14,6 +14,7 @@ from pmemd.boot.apply import apply_boot_write, sweep_leftovers
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot
 from pmemd.boot.detect import Detection, detect
 from pmemd.boot.reboot import (
+    clear_reboot_required,
     mark_degraded,
     mark_reboot_required,
 )
@@ -41,6 +42,7 @@ class Removal:
     retired: tuple[str, ...]  # removed options the running kernel may still carry
     state_file: Path
     state_changed: bool
+    trial: Trial | None = None  # the armed or running trial taken away (dry: to take away)
 
     @property
     def backend(self) -> Backend | None:
@@ -112,14 +114,20 @@ def _take_trial_back(machine: Machine, runner: Runner, state: State,
 def _take_back(machine: Machine, runner: Runner, state: State, *,
                config_path: Path | None, dry_run: bool) -> Removal:
     """:func:`remove_all` for the ``state`` already read."""
-    if state.trial.state in (TrialState.ARMED, TrialState.RUNNING) and not dry_run:
-        state = _take_trial_back(machine, runner, state, config_path)
+    trial = None
+    if state.trial.state in (TrialState.ARMED, TrialState.RUNNING):
+        trial = state.trial
+        if not dry_run:
+            state = _take_trial_back(machine, runner, state, config_path)
     owned = state.owned
     if not owned and not dry_run:
         sweep_leftovers(machine, None, config_path)
+        if trial is not None and not state.retired:
+            # the trial's was the only change the next boot had: it is as this one now
+            clear_reboot_required(machine)
     if not owned:
         return Removal((), None, None, BootWrite(), False, dry_run, (), machine.state_file,
-                       False)
+                       trial is not None and not dry_run, trial)
     detection = _detect_recorded(machine, state, config_path)
     backend = detection.require()
     before_boot = backend.read_next_boot()
@@ -130,7 +138,7 @@ def _take_back(machine: Machine, runner: Runner, state: State, *,
                     if running is None or carries(running, a))
     if dry_run:
         return Removal(owned, detection, before_boot, write, False, True, retired,
-                       machine.state_file, False)
+                       machine.state_file, False, trial)
     applied = False
     sweep_leftovers(machine, backend, config_path)
     if not write.empty:
@@ -146,4 +154,4 @@ def _take_back(machine: Machine, runner: Runner, state: State, *,
                              "memory back\n")
     mark_degraded(machine, None)
     return Removal(owned, detection, before_boot, write, applied, False, retired,
-                   machine.state_file, changed)
+                   machine.state_file, changed or trial is not None, trial)

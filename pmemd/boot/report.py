@@ -169,11 +169,17 @@ def reconcile_document(outcome: Outcome) -> dict[str, Any]:
 
 def render_removal_text(removal: Removal) -> str:
     """What ``pmemd reconcile --remove-all`` took off the next boot (or, dry, would)."""
-    if removal.detection is None:
-        return (f"Nothing to remove: {removal.state_file} records no kernel option as "
-                "pmemd's.\n")
     would = removal.dry_run
-    out = [f"Bootloader: {removal.detection.reason}"]
+    trial = []
+    if removal.trial is not None:
+        trial = [f"Trial boot ({removal.trial.state.value}, {' '.join(removal.trial.options)}): "
+                 + ("would take its entry and one-time selection away" if would else
+                    "its entry and one-time selection taken away")]
+    if removal.detection is None:
+        return "\n".join([*trial, f"Nothing {'else ' if trial else ''}to remove: "
+                          f"{removal.state_file} records no kernel option as pmemd's "
+                          "in the default entry."]) + "\n"
+    out = [*trial, f"Bootloader: {removal.detection.reason}"]
     if removal.next_boot is not None:
         out.append(f"Next boot:  {removal.next_boot.describe()}")
     out.append(f"pmemd's options ({'to remove' if would else 'removed'}): "
@@ -206,4 +212,6 @@ def removal_document(removal: Removal) -> dict[str, Any]:
         "next_boot": None if removal.next_boot is None else _next_boot_json(removal.next_boot),
         **_write_json(removal.write, backend),
         "retired": list(removal.retired),
+        "trial": None if removal.trial is None else {
+            "state": removal.trial.state.value, "options": list(removal.trial.options)},
     }

@@ -10,6 +10,7 @@ the whole change back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +37,7 @@ from pmemd.core.trial import (
     mark_for,
     retried,
 )
-from pmemd.errors import BootConfigError, Refused
+from pmemd.errors import BootConfigError, CommandError, Refused
 from pmemd.machine.atomic import Transaction
 from pmemd.machine.facts import read_config, read_facts
 from pmemd.machine.root import Machine
@@ -120,6 +121,24 @@ class TrialNote:
     write: BootWrite = field(default_factory=BootWrite)  # the trial's writes, when armed
 
 
+_PREVIOUS_BOOT = re.compile(r"^\s*-1\s+([0-9a-f]{32})\s", re.MULTILINE)
+
+
+def previous_boot_journal(machine: Machine, runner: Runner) -> str:
+    """How to read the previous boot's journal, by its id when the journal knows it
+    (``journalctl -b 0f3c…``; the trial boot that did not come up is the boot before this
+    one), else ``journalctl -b -1``."""
+    if machine.root != Path("/"):
+        return "journalctl -b -1"
+    try:
+        done = runner.run(["journalctl", "--list-boots", "--no-pager", "--quiet"],
+                          check=False, mutating=False, timeout=30)
+    except (CommandError, OSError):
+        return "journalctl -b -1"
+    found = _PREVIOUS_BOOT.search(done.stdout)
+    return f"journalctl -b {found[1]}" if found else "journalctl -b -1"
+
+
 def settle_in_flight(machine: Machine, runner: Runner, backend: Backend, state: State, *,
                      running: Cmdline, digest: str, dry_run: bool
                      ) -> tuple[State, TrialNote | None, bool]:
@@ -133,6 +152,9 @@ def settle_in_flight(machine: Machine, runner: Runner, backend: Backend, state: 
         return state, None, False
     step = decide_trial_boot(trial, boot_id=read_boot_id(machine), running=running)
     if step.action is BootAction.FAILED:
+        failed = replace(step.trial, reason=f"{step.trial.reason}; what it logged: "
+                                            f"{previous_boot_journal(machine, runner)}")
+        step = replace(step, trial=failed)
         ended = state if dry_run else end_trial(machine, runner, backend, state, step.trial,
                                                 commit=False)
         return ended, TrialNote("failed", f"the trial boot failed: {step.trial.reason}",

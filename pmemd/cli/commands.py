@@ -207,7 +207,7 @@ def _remove_all(args: argparse.Namespace, machine: Machine) -> int:
     sys.stdout.write(dump_json(removal_document(removal)) if args.json
                      else render_removal_text(removal))
     if removal.dry_run:
-        return Exit.CHANGES_PENDING if removal.removed else Exit.OK
+        return Exit.CHANGES_PENDING if removal.removed or removal.trial else Exit.OK
     if removal.state_changed or removal.applied:
         remove_stamp(machine)
     return Exit.REBOOT_REQUIRED if removal.applied else Exit.OK

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pmemd.core.config import ParsedConfig, parse_config
 from pmemd.core.model import Config
 from pmemd.core.ranges import MemRange
-from pmemd.core.units import GeneratedFile, UnitError, render_region_units
+from pmemd.core.units import (
+    GeneratedFile,
+    RegionUnits,
+    UnitError,
+    region_unit_names,
+    render_region_units,
+    render_trial_order,
+)
 from pmemd.core.yamltree import MAX_CONFIG_BYTES
 from pmemd.errors import PROBLEMS_SHOWN, FileMissing, UnreadableFile
 from pmemd.fastpath.generator_runtime import Log
@@ -87,6 +94,7 @@ def generate_from(machine: Machine, data: bytes | None, log: Log) -> Generated:
     with_fs = [r for r in config.regions if r.filesystem is not None]
     ranges = _place(machine, config, log) if with_fs else {}
     files: list[GeneratedFile] = []
+    names: list[RegionUnits] = []
     for region in with_fs:
         rng = ranges.get(region.name)
         if rng is None:
@@ -95,6 +103,10 @@ def generate_from(machine: Machine, data: bytes | None, log: Log) -> Generated:
             files.extend(render_region_units(region, rng, TARGET))
         except UnitError as err:
             log.error(f"{CONFIG_PATH}: region {region.name}: {err}, ignoring")
+        else:
+            names.append(region_unit_names(region, rng, TARGET))
+    if names:
+        files.append(render_trial_order(names, TARGET))
     # _place read the map when a region (with a filesystem or not: it takes room too) has
     # no offset.
     auto = bool(with_fs) and any(r.offset is None for r in config.regions)

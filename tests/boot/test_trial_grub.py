@@ -31,7 +31,7 @@ from tests.boot.conftest import config_text, write_config
 from tests.boot.debianroot import DebianRoot
 from tests.conftest import REPO, run_pmemd
 
-SCRIPT = REPO / "packaging/grub/42_pmemd_trial"  # not installed until pmemd-trial.service is
+SCRIPT = REPO / "etc/grub.d/42_pmemd_trial"
 TARGET = "/etc/grub.d/42_pmemd_trial"
 DROPIN = "/etc/default/grub.d/pmemd.cfg"
 OLD = ("memmap=4G!12G",)

@@ -1,5 +1,5 @@
-"""pmemd-reconcile.service passes `systemd-analyze verify` (with Debian 12's own units,
-from the cached Debian root) and is a guarded boot-time oneshot."""
+"""pmemd-reconcile.service and pmemd-trial.service pass `systemd-analyze verify` (with
+Debian 12's own units, from the cached Debian root) and are guarded boot-time oneshots."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from tests.boot.debianroot import tarball
 from tests.conftest import REPO
 
+UNITS = ("pmemd-reconcile.service", "pmemd-trial.service")
 UNIT = REPO / "systemd" / "pmemd-reconcile.service"
-INSTALLED = "/etc/systemd/system/pmemd-reconcile.service"
+TRIAL = REPO / "systemd" / "pmemd-trial.service"
+SYSTEM = "/etc/systemd/system"
 
 
 @pytest.fixture(scope="module")
@@ -25,26 +27,27 @@ def systemd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["tar", "-C", str(root), "-xf", str(tarball()), "--wildcards",
                     "./usr/lib/systemd/system*", "./etc/systemd/*", "./lib", "./bin",
                     "./sbin", "./usr/bin/systemctl"], check=True)
-    target = root / INSTALLED.lstrip("/")
-    target.write_text(UNIT.read_text())
+    for name in UNITS:
+        (root / SYSTEM.lstrip("/") / name).write_text((REPO / "systemd" / name).read_text())
     pmemd = root / "usr/bin/pmemd"
     pmemd.write_text("#!/bin/sh\nexec python3 -m pmemd \"$@\"\n")
     pmemd.chmod(0o755)
     return root
 
 
-def analyze(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["systemd-analyze", *argv, f"--root={root}", INSTALLED],
+def analyze(root: Path, *argv: str, unit: str = UNITS[0]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["systemd-analyze", *argv, f"--root={root}", f"{SYSTEM}/{unit}"],
                           capture_output=True, text=True, check=False, timeout=60)
 
 
-def test_systemd_analyze_verify_passes(systemd_root: Path) -> None:
-    done = analyze(systemd_root, "verify", "--man=no")
+@pytest.mark.parametrize("unit", UNITS)
+def test_systemd_analyze_verify_passes(systemd_root: Path, unit: str) -> None:
+    done = analyze(systemd_root, "verify", "--man=no", unit=unit)
     assert done.returncode == 0 and done.stderr == "", done.stderr
 
 
 def test_verify_would_catch_a_broken_unit(systemd_root: Path, tmp_path: Path) -> None:
-    broken = systemd_root / INSTALLED.lstrip("/")
+    broken = systemd_root / SYSTEM.lstrip("/") / UNITS[0]
     good = broken.read_text()
     try:
         broken.write_text(good.replace("ExecStart=/usr/bin/pmemd", "ExecStart=/usr/bin/pmemdx"))
@@ -54,17 +57,18 @@ def test_verify_would_catch_a_broken_unit(systemd_root: Path, tmp_path: Path) ->
         broken.write_text(good)
 
 
-def test_hardening_exposure_is_low(systemd_root: Path) -> None:
-    done = analyze(systemd_root, "security", "--offline=true")
-    found = re.search(r"Overall exposure level for pmemd-reconcile.service: (\d+\.\d)",
+@pytest.mark.parametrize("unit", UNITS)
+def test_hardening_exposure_is_low(systemd_root: Path, unit: str) -> None:
+    done = analyze(systemd_root, "security", "--offline=true", unit=unit)
+    found = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d)",
                       done.stdout)
     assert found is not None, done.stdout + done.stderr
     assert float(found[1]) < 4.0, done.stdout
 
 
-def _settings() -> dict[str, list[str]]:
+def _settings(unit: Path = UNIT) -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             settings.setdefault(key, []).append(value)
@@ -84,3 +88,20 @@ def test_a_guarded_boot_time_oneshot_that_can_write_what_it_must() -> None:
     for path in ("-/boot", "-/efi", "-/etc/default", "-/etc/kernel", "-/run"):
         assert path in writable
     assert "PrivateDevices" not in settings  # grub-probe reads the boot disk
+
+
+def test_the_trial_verification_runs_only_on_a_trial_boot_before_the_boot_counts_as_good(
+        ) -> None:
+    settings = _settings(TRIAL)
+    assert settings["Type"] == ["oneshot"] and settings["RemainAfterExit"] == ["yes"]
+    assert settings["ExecStart"] == ["/usr/bin/pmemd verify-trial"]
+    assert settings["ConditionKernelCommandLine"] == ["pmemd.trial"]
+    assert {"boot-complete.target", "multi-user.target"} <= set(settings["Before"][0].split())
+    assert "pmemd-reconcile.service" in settings["After"][0].split()
+    assert settings["RequiredBy"] == ["boot-complete.target"]
+    assert "SuccessExitStatus" not in settings  # 6 (failed trial) fails the unit
+    # it writes what reconcile writes: the same sandbox
+    reconcile = _settings()
+    for key in ("CapabilityBoundingSet", "ReadWritePaths", "SystemCallFilter",
+                "ProtectSystem", "StateDirectory"):
+        assert settings[key] == reconcile[key], key

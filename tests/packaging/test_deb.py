@@ -78,6 +78,8 @@ def expected_locations(root: Root) -> dict[str, Path]:
     for source in ETC_FILES:
         if source.name == "pmemd.yaml":
             expected["/etc/pmemd.yaml"] = source
+        elif source.parent.name == "grub.d":  # run by update-grub from /etc/grub.d
+            expected[f"/etc/grub.d/{source.name}"] = source
         elif source.suffix in by_suffix:
             expected[f"{by_suffix[source.suffix]}/{source.name}"] = source
         else:
@@ -118,6 +120,8 @@ def test_files_land_where_the_installed_system_looks(built_deb: BuiltDeb,
     for generator in GENERATORS:
         unitdir = pkgconfig_variable(installed_root, "systemd.pc", "systemdsystemgeneratordir")
         assert installed_root.file(f"{unitdir}/{generator}").stat().st_mode & 0o111
+    # update-grub runs only the executable scripts of /etc/grub.d
+    assert installed_root.file("/etc/grub.d/42_pmemd_trial").stat().st_mode & 0o777 == 0o755
     # Every other file the package ships is the Python package, a program, a man page or
     # Debian's documentation: nothing stray.
     canonical = {t.replace("/usr/lib/", "/lib/", 1) for t in expected}  # merged /usr
@@ -184,13 +188,15 @@ def test_units_with_an_install_section_are_enabled(installed_root: Root, unit: s
 
 
 def test_boot_time_oneshot_is_never_started_by_apt(built_deb: BuiltDeb, tmp_path: Path) -> None:
-    """pmemd-reconcile.service may reboot the machine: dpkg must not start or restart it."""
+    """pmemd-reconcile.service and pmemd-trial.service may reboot the machine: dpkg must
+    not start or restart them."""
     run(["dpkg-deb", "--control", built_deb.deb, tmp_path])
     scripts = "".join((tmp_path / s).read_text() for s in ("postinst", "prerm", "postrm")
                       if (tmp_path / s).exists())
     starts = [line for line in scripts.splitlines()
               if re.search(r"deb-systemd-invoke (?!stop)", line)]  # start, restart, $action
-    assert not any("pmemd-reconcile.service" in line for line in starts), starts
+    assert not any("pmemd-reconcile.service" in line or "pmemd-trial.service" in line
+                   for line in starts), starts
     if "pmemd.service" in SHIPPED_UNITS:
         assert any("pmemd.service" in line for line in starts), scripts
 

@@ -19,6 +19,7 @@ FEDORA_DIRS = {
     "generatordir": "/usr/lib/systemd/system-generators",
     "udevrulesdir": "/usr/lib/udev/rules.d",
     "sysconfdir": "/etc",
+    "grubddir": "/etc/grub.d",
     "dbussystemdir": "/usr/share/dbus-1/system.d",
     "dbusservicedir": "/usr/share/dbus-1/system-services",
     "dbusinterfacedir": "/usr/share/dbus-1/interfaces",
@@ -53,6 +54,7 @@ SOURCE = {
     "systemd/pmemd-generator": "#!/usr/bin/python3\n",
     "systemd/60-pmemd.rules": "# udev\n",
     "etc/pmemd.yaml": "version: 1\n",
+    "etc/grub.d/42_pmemd_trial": "#! /bin/sh\n",
     "etc/io.pmemd1.conf": "<busconfig/>\n",
     "etc/io.pmemd1.service": "[D-BUS Service]\n",
     "etc/io.pmemd1.policy": "<policyconfig/>\n",
@@ -75,6 +77,7 @@ def test_every_file_goes_where_its_kind_belongs(tmp_path: Path) -> None:
             ("systemd/pmemd-generator", 0o755),
         "/usr/lib/udev/rules.d/60-pmemd.rules": ("systemd/60-pmemd.rules", 0o644),
         "/etc/pmemd.yaml": ("etc/pmemd.yaml", 0o644),
+        "/etc/grub.d/42_pmemd_trial": ("etc/grub.d/42_pmemd_trial", 0o755),
         "/usr/share/dbus-1/system.d/io.pmemd1.conf": ("etc/io.pmemd1.conf", 0o644),
         "/usr/share/dbus-1/system-services/io.pmemd1.service":
             ("etc/io.pmemd1.service", 0o644),
@@ -100,6 +103,10 @@ def test_installing_copies_with_modes_and_writes_the_rpm_file_list(tmp_path: Pat
     assert generator.stat().st_mode & 0o777 == 0o755
     lines = listing.read_text().splitlines()
     assert "%config(noreplace) /etc/pmemd.yaml" in lines
+    # pmemd's own script under /etc: an upgrade replaces it (it reads what pmemd writes)
+    assert "%config /etc/grub.d/42_pmemd_trial" in lines
+    script = dest / "etc/grub.d/42_pmemd_trial"
+    assert script.stat().st_mode & 0o777 == 0o755
     assert "/usr/share/man/man8/pmemd.8*" in lines
     assert "/usr/lib/systemd/system/pmemd.service" in lines
     assert len(lines) == len(SOURCE)

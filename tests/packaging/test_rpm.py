@@ -70,12 +70,13 @@ def test_both_packages_ship_every_module_of_the_tree(built_rpm: Path, built_deb:
         assert sorted(modules - shipped) == []
 
 
-def test_rpm_config_is_noreplace_and_nothing_else_is_config(built_rpm: Path) -> None:
+def test_rpm_config_is_the_config_and_pmemds_grub_script(built_rpm: Path) -> None:
     flagged = [line.split(" ", 1) for line in
                rpm_query(built_rpm, "[%{FILEFLAGS:fflags} %{FILENAMES}\n]")]
     config = {path: flags for flags, path in flagged if "c" in flags}
-    assert list(config) == ["/etc/pmemd.yaml"]
-    assert "n" in config["/etc/pmemd.yaml"]
+    assert sorted(config) == ["/etc/grub.d/42_pmemd_trial", "/etc/pmemd.yaml"]
+    assert "n" in config["/etc/pmemd.yaml"]  # the admin's: an edited one is kept
+    assert "n" not in config["/etc/grub.d/42_pmemd_trial"]  # pmemd's: upgrades replace it
 
 
 def test_rpm_depends_on_fedora_python_modules_and_mkfs(built_rpm: Path) -> None:
