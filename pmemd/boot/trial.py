@@ -18,7 +18,12 @@ from pathlib import Path
 from pmemd.boot.apply import apply_boot_write, verify_next_boot
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot
 from pmemd.boot.detect import detect
-from pmemd.boot.reboot import mark_degraded, read_boot_id, request_reboot
+from pmemd.boot.reboot import (
+    clear_reboot_required,
+    mark_degraded,
+    read_boot_id,
+    request_reboot,
+)
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries
 from pmemd.core.devices import DeviceState
 from pmemd.core.model import RebootPolicy, TrialMode
@@ -276,7 +281,11 @@ def abort_trial(machine: Machine, runner: Runner, config_path: Path | None = Non
         raise Refused(f"there is no armed trial to abort (trial: {state.trial.state.value})")
     config = read_config(machine, config_path).require()
     backend = detect(machine, config.boot.bootloader).require()
-    return end_trial(machine, runner, backend, state, after, commit=False)
+    ended = end_trial(machine, runner, backend, state, after, commit=False)
+    running = read_facts(machine).cmdline
+    if not ended.retired and all(carries(running, option) for option in ended.owned):
+        clear_reboot_required(machine)  # the next boot is this one again
+    return ended
 
 
 # --- for pmemd plan ---------------------------------------------------------------------------

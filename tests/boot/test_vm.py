@@ -3,6 +3,8 @@ GRUB) with pmemd's .deb. With `boot.reboot: auto` the unit writes pmemd's drop-i
 real update-grub and reboots the guest once through systemd; when that boot comes up
 without the options (here: a one-time GRUB entry without them, set with grub-reboot) the
 unit reports degraded and never reboots again; a boot of the default entry then converges.
+The config writes the default entry directly (``boot.trial: never``): with a trial, the
+boot that lacks the options is a failed trial (tests/vm/test_trial.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ version: 1
 boot:
   bootloader: auto
   reboot: auto
+  trial: never
 regions:
   - name: data
     size: 512M

@@ -89,13 +89,16 @@ class RegionSpec:
                 f"      on-boot: {self.on_boot}\n")
 
 
-def render_config(regions: Sequence[RegionSpec], *, reboot: str, comment: str = "") -> str:
+def render_config(regions: Sequence[RegionSpec], *, reboot: str, trial: str | None = None,
+                  comment: str = "") -> str:
+    """``trial``: ``boot.trial`` (None: not written, pmemd's default, auto)."""
     head = "".join(f"# {line}\n" for line in comment.splitlines())
     return (f"{head}version: 1\n"
             f"boot:\n"
             f"  bootloader: auto\n"
             f"  reboot: {reboot}\n"
-            f"regions:\n" + "".join(r.yaml() for r in regions))
+            + (f"  trial: {trial}\n" if trial is not None else "")
+            + "regions:\n" + "".join(r.yaml() for r in regions))
 
 
 def default_entry_options(grub_cfg: str) -> list[str]:

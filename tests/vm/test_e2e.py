@@ -2,7 +2,9 @@
 real reboots: a Debian 12 guest under qemu that boots from its own GRUB, with the .deb built
 from this checkout.
 
-The four scenarios share one guest and run in order, each starting from the machine the
+Every config here says ``boot.trial: never``: pmemd writes the default entry directly, as
+before trial boots existed (``tests/vm/test_trial.py`` proves the trial boot). The four
+scenarios share one guest and run in order, each starting from the machine the
 one before left (six boots in all; a scenario whose predecessor failed fails at once and
 says so):
 
@@ -188,7 +190,7 @@ def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
     grub_before = journey.files(GRUB_FILES, "grub-before")
     assert grub_before["/etc/default/grub.d/pmemd.cfg"] is None
 
-    journey.install_config(render_config([DATA, SCRATCH], reboot="never"))
+    journey.install_config(render_config([DATA, SCRATCH], reboot="never", trial="never"))
     assert journey.property("State") == 's "changes-pending"'
     started = time.monotonic()
     reconciled = journey.reconcile_unit("reconcile")
@@ -209,7 +211,7 @@ def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
 
     # boot.reboot: auto — the same unit, as at boot, now reboots the machine itself. Before
     # that, a workload has used the RAM: the keep region's memory will not be zero.
-    journey.install_config(render_config([DATA, SCRATCH], reboot="auto"))
+    journey.install_config(render_config([DATA, SCRATCH], reboot="auto", trial="never"))
     journey.check(DIRTY_RAM, "dirty-ram")
     started = time.monotonic()
     second = journey.reconcile_reboots("reconcile-reboots")
@@ -275,7 +277,7 @@ def test_removing_a_region_takes_its_option_device_and_mount_away_and_keeps_the_
     token = secrets.token_hex(16)
     assert_roundtrip(trip, kept, token)
 
-    journey.install_config(render_config([kept], reboot="auto"))
+    journey.install_config(render_config([kept], reboot="auto", trial="never"))
     started = time.monotonic()
     third = journey.reconcile_reboots("reconcile-removes")
     vm_timing("reconcile's reboot to multi-user", time.monotonic() - started)
@@ -322,7 +324,7 @@ def test_an_invalid_config_is_reported_changes_nothing_and_the_machine_boots(
     kept: RegionSpec = trip.seen["kept"]
     # A new region with a leading zero: the kernel would read 0256M as octal; pmemd refuses.
     typo = dataclasses.replace(SCRATCH, size="0256M")
-    text = render_config([kept, typo], reboot="auto")
+    text = render_config([kept, typo], reboot="auto", trial="never")
     line = text.splitlines().index("    size: 0256M") + 1
     where = f"/etc/pmemd.yaml:{line}:11: regions[1].size:"
     # GRUB's inputs, its generated config and its environment block (grub-reboot's state)
@@ -378,7 +380,7 @@ def test_a_boot_without_the_options_reaches_multi_user_and_is_reported_degraded(
     # The admin has made an entry of their own the next boot's, once (as picking it at the
     # GRUB menu would); pmemd's automatic reboot then boots it, without pmemd's options.
     journey.check(boot_once_without_options(), "one-time-entry", timeout=300)
-    journey.install_config(render_config(regions, reboot="auto"))
+    journey.install_config(render_config(regions, reboot="auto", trial="never"))
     started = time.monotonic()
     fifth = journey.reconcile_reboots("reconcile-reboots-once")
     vm_timing("reconcile's reboot into the one-time entry", time.monotonic() - started)
