@@ -50,18 +50,28 @@ from pmemd.machine.runner import Runner
 from pmemd.machine.state import State, read_state, write_state
 
 PANIC_SECONDS = 10  # a panicking trial boot resets after this long (panic=N)
+# dracut's own way out of a failed initramfs: no shell to wait in, reboot instead
+DRACUT_FALLBACK = ("rd.shell=0", "rd.emergency=reboot")
 
 
-def trial_args(desired: Sequence[str], digest: str) -> tuple[str, ...]:
-    """What the trial entry carries of pmemd's: the desired options, the mark, panic=."""
-    return (*desired, mark_for(digest), f"panic={PANIC_SECONDS}")
+def trial_args(desired: Sequence[str], digest: str, *, dracut: bool = False
+               ) -> tuple[str, ...]:
+    """What the trial entry carries of pmemd's: the desired options, the mark, panic=
+    (and, where dracut builds the initramfs, its options to reboot instead of waiting in
+    an emergency shell; initramfs-tools panics, which panic= covers)."""
+    return (*desired, mark_for(digest), f"panic={PANIC_SECONDS}",
+            *(DRACUT_FALLBACK if dracut else ()))
+
+
+def uses_dracut(machine: Machine) -> bool:
+    return machine.dracut_dir.is_dir()
 
 
 def arm_trial(machine: Machine, runner: Runner, backend: Backend, state: State, *,
               current: NextBoot, desired: Sequence[str], digest: str,
               boot_id: str | None) -> State:
     """Set the trial up for the next boot; the state afterwards (written with it)."""
-    tried = trial_args(desired, digest)
+    tried = trial_args(desired, digest, dracut=uses_dracut(machine))
     write = backend.plan_trial(current, state.owned, tried)
     after = replace(state, trial=armed(digest, tuple(desired), boot_id),
                     bootloader=backend.kind.value)
@@ -193,7 +203,7 @@ def arm_or_write(machine: Machine, runner: Runner, backend: Backend, state: Stat
         return state, TrialNote("direct", decision.message, state.trial)
     if decision.action is ArmAction.HOLD:
         return state, TrialNote("hold", decision.message, state.trial)
-    tried = trial_args(desired, digest)
+    tried = trial_args(desired, digest, dracut=uses_dracut(machine))
     write = backend.plan_trial(current, state.owned, tried)
     if dry_run:
         return state, TrialNote("armed", decision.message,

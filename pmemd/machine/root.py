@@ -37,6 +37,7 @@ PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/
 BOOT_ROOTS = ("/efi", "/boot", "/boot/efi")
 GRUB_DROPIN = "/etc/default/grub.d/pmemd.cfg"  # pmemd's own file on Debian/Ubuntu
 GRUB_TRIAL_SCRIPT = "/etc/grub.d/42_pmemd_trial"  # writes the trial entry (the package's)
+DRACUT_DIR = "/usr/lib/dracut"  # present where dracut builds the initramfs
 
 
 # What generated units name on the running system.
@@ -191,6 +192,10 @@ class Machine:
     @property
     def grub_trial_script(self) -> Path:
         return self.path(GRUB_TRIAL_SCRIPT)
+
+    @property
+    def dracut_dir(self) -> Path:
+        return self.path(DRACUT_DIR)
 
     @property
     def grub_cfg(self) -> Path:
