@@ -196,7 +196,8 @@ def reconcile(machine: Machine, runner: Runner, *, config_path: Path | None = No
     retired = tuple(a for a in merge_args(state.retired, removed)
                     if a not in owned and carries(facts.cmdline, a))
     guard = _Guard(machine, read, state, result, retired, after_boot,
-                   rewritten=applied and direct)
+                   rewritten=applied and direct,
+                   trial_boot=trial is not None and trial.action == "running")
     decision = guard.decide(allowed=(machine.root == Path("/") if live is None else live)
                             and not dry_run)
     changed = False if dry_run else guard.record(decision, owned, reboot)
@@ -231,9 +232,14 @@ class _Guard:
     retired: tuple[str, ...]
     after_boot: NextBoot
     rewritten: bool  # this run wrote the bootloader configuration
+    # this boot is the trial boot: its kernel carries the options tried, the default entry
+    # not yet; pmemd-trial.service judges it, not the reboot guard
+    trial_boot: bool = False
 
     @property
     def needed(self) -> bool:
+        if self.trial_boot:
+            return False
         return self.result.reboot_required or bool(self.retired)
 
     @property
@@ -253,6 +259,9 @@ class _Guard:
                                        self.read.detection.reason, rewritten=lost)
 
     def decide(self, *, allowed: bool) -> RebootDecision:
+        if self.trial_boot:
+            return RebootDecision(RebootAction.NONE, self.state.pending,
+                                  "this boot is the trial boot: pmemd-trial.service decides")
         return decide_reboot(needed=self.needed, digest=self.digest,
                              boot_id=read_boot_id(self.machine), pending=self.state.pending,
                              policy=self.read.config.boot.reboot, allowed=allowed,

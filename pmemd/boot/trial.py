@@ -234,7 +234,7 @@ def verify_trial(machine: Machine, runner: Runner, *, config_path: Path | None =
     tried and every region is ready, else fail it (the default entry keeps the old ones)
     and, with ``boot.reboot: auto``, reboot back to them."""
     config = read_config(machine, config_path).require()
-    facts = read_facts(machine)
+    facts = read_facts(machine, devices=True)  # each region's device and mount on this boot
     state = read_state(machine)
     step = decide_trial_boot(state.trial, boot_id=read_boot_id(machine), running=facts.cmdline)
     if step.action is not BootAction.VERIFY:
