@@ -2,8 +2,10 @@
 
 Builds pmemd's .deb from this checkout, builds (or takes from the cache) the Debian 12 test
 image with it installed, boots it under qemu from its own GRUB, writes an example
-``/etc/pmemd.yaml`` with two regions, lets ``pmemd-reconcile.service`` write GRUB's
-configuration and reboot the guest (``boot.reboot: auto``), then shows what a user would
+``/etc/pmemd.yaml`` with two regions, lets ``pmemd-reconcile.service`` arm a trial boot
+(a one-time GRUB entry) and reboot the guest into it (``boot.reboot: auto``), where
+``pmemd-trial.service`` verifies the regions and commits the options to the default
+entry, then shows what a user would
 look at: ``/proc/cmdline``, ``pmemctl status``, ``pmemctl regions``, ``pmemd plan`` and the
 DAX mounts (``findmnt``), and writes a file through each mount.
 
@@ -99,13 +101,18 @@ def demo(workdir: Path) -> None:
             # plan exits 4: the boot configuration must change first
             say.show(command, command, journey.run(command + " 2>&1\n", "before").stdout)
 
-        say.step("pmemd-reconcile.service writes GRUB's config (update-grub) and, with "
-                 "boot.reboot: auto, reboots the guest once")
+        say.step("pmemd-reconcile.service arms a trial boot (a one-time GRUB entry with the "
+                 "new options; the default entry keeps the old ones) and, with "
+                 "boot.reboot: auto, reboots the guest into it")
         second = journey.reconcile_reboots("reconcile")
-        print(f"    boot 2 reached multi-user.target in {second.seconds:.0f} s")
+        print(f"    boot 2 (the trial boot) reached multi-user.target in "
+              f"{second.seconds:.0f} s")
         say.show("what pmemd-reconcile.service did before the reboot",
                  "journalctl -b -1 -u pmemd-reconcile.service -o cat",
                  journey.journal("reconcile-log", "-b", "-1", "-u", "pmemd-reconcile.service"))
+        say.show("pmemd-trial.service verified the trial boot and made the options the "
+                 "default entry's", "journalctl -b -u pmemd-trial.service -o cat",
+                 journey.journal("trial-log", "-b", "-u", "pmemd-trial.service"))
 
         say.step("what a user looks at after the reboot")
         snapshot = journey.snapshot("booted")
@@ -127,9 +134,13 @@ def demo(workdir: Path) -> None:
                     f"{region.mountpoint} is not a DAX mount: {mount}")
         require(snapshot["pmemctl_status_json"]["State"] == "converged",
                 "pmemd does not say converged:\n" + snapshot["pmemctl_status"]["stdout"])
+        require(journey.property("Trial") == 's "committed"',
+                "pmemd does not say the trial boot was committed:\n"
+                + snapshot["pmemctl_status"]["stdout"])
         guest.poweroff()
     print(f"\npmemd demo on a qemu guest: done in {time.monotonic() - say.started:.0f} s: "
-          "memmap= through GRUB, one automatic reboot, two DAX filesystems, converged.")
+          "memmap= through GRUB, one automatic reboot into a trial boot, verified and "
+          "committed, two DAX filesystems, converged.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -131,9 +131,9 @@ def scenario(trip: Trip, vm_artifacts: Path,
 
 
 def trial(journey: Journey) -> tuple[str, str]:
-    """The Manager's Trial and TrialReason properties."""
-    state = journey.property("Trial").removeprefix("s ").strip('"')
-    reason = journey.property("TrialReason").removeprefix("s ").strip('"')
+    """The Manager's Trial and TrialReason properties (busctl escapes quotes)."""
+    state, reason = (journey.property(name).removeprefix("s ").strip('"').replace("\\'", "'")
+                     for name in ("Trial", "TrialReason"))
     return state, reason
 
 
