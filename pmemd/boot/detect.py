@@ -15,7 +15,7 @@ from pmemd.machine.root import PROGRAM_DIRS, Machine
 # Tried in this order: the most specific evidence first (systemd-boot's own files beat BLS
 # entries GRUB may also read; grubby beats a plain grub2-mkconfig on Fedora/RHEL).
 PROBES = (kernel_install.probe, grubby.probe, update_grub.probe, mkconfig.probe)
-PROGRAMS = (update_grub.TOOL, grubby.TOOL, mkconfig.TOOL)
+PROGRAMS = (update_grub.TOOL, grubby.TOOL, *mkconfig.TOOLS)
 
 
 @dataclass(frozen=True)

@@ -39,17 +39,18 @@ def grubenv_problem(abstractions: Sequence[str], fs: str) -> str | None:
     return None
 
 
-def probe_grubenv(machine: Machine, runner: Runner, grubenv: Path) -> str | None:
+def probe_grubenv(machine: Machine, runner: Runner, grubenv: Path,
+                  probe: str = "grub-probe") -> str | None:
     """``grub-probe`` on the directory of ``grubenv``: None when GRUB can write it there,
     else why not (including grub-probe failing: no trial where it cannot be checked)."""
     directory = on_target(machine, grubenv.parent)
     found = []
     for target in ("abstraction", "fs"):
         try:
-            done = runner.run(tool_argv(machine, ["grub-probe", f"--target={target}",
+            done = runner.run(tool_argv(machine, [probe, f"--target={target}",
                                                   directory]), mutating=False, timeout=60)
         except CommandError as err:
-            return f"grub-probe could not tell what {directory} is on: {err}"
+            return f"{probe} could not tell what {directory} is on: {err}"
         found.append(done.stdout.split())
     abstractions, fs = found
     return grubenv_problem(abstractions, fs[0] if fs else "")

@@ -36,6 +36,9 @@ PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/
 # kernel-install probes them.
 BOOT_ROOTS = ("/efi", "/boot", "/boot/efi")
 GRUB_DROPIN = "/etc/default/grub.d/pmemd.cfg"  # pmemd's own file on Debian/Ubuntu
+# pmemd's own file while a trial is armed where it edits /etc/default/grub (grub-mkconfig):
+# only /etc/grub.d/42_pmemd_trial acts on it
+GRUB_TRIAL_DROPIN = "/etc/default/grub.d/pmemd-trial.cfg"
 GRUB_TRIAL_SCRIPT = "/etc/grub.d/42_pmemd_trial"  # writes the trial entry (the package's)
 DRACUT_DIR = "/usr/lib/dracut"  # present where dracut builds the initramfs
 
@@ -192,6 +195,10 @@ class Machine:
     @property
     def grub_trial_script(self) -> Path:
         return self.path(GRUB_TRIAL_SCRIPT)
+
+    @property
+    def grub_trial_dropin(self) -> Path:
+        return self.path(GRUB_TRIAL_DROPIN)
 
     @property
     def dracut_dir(self) -> Path:

@@ -100,10 +100,11 @@ class Backend(ABC):
         ``owned`` (pmemd's options now), the default entry unchanged."""
         raise NotImplementedError(self.trial_support(Runner(dry_run=True)))
 
-    def plan_end_trial(self, current: NextBoot, owned: Sequence[str]) -> BootWrite:
+    def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
+                       previous: Sequence[str] = ()) -> BootWrite:
         """What to write and run so that no trial entry is left and nothing selects it, the
         default entry carrying ``owned`` (the options tried, on commit; the old ones, on
-        failure or abort)."""
+        failure or abort) instead of ``previous`` (what pmemd owned while the trial ran)."""
         raise NotImplementedError(self.trial_support(Runner(dry_run=True)))
 
     def read_trial(self) -> Cmdline | None:

@@ -3,12 +3,22 @@ shared by the backends whose tool writes ``grub.cfg`` (update-grub, grub2-mkconf
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from pmemd.boot.backends.base import NextBoot
+from pmemd.boot.backends.base import NextBoot, on_target
 from pmemd.boot.grubcfg import parse_grub_cfg, parse_grubenv, resolve_default
 from pmemd.machine.root import Machine
+
+
+def trial_script_problem(machine: Machine) -> str | None:
+    """Why GRUB cannot write a trial entry here: pmemd's /etc/grub.d script is missing."""
+    script = machine.grub_trial_script
+    if script.is_file() and os.access(script, os.X_OK):
+        return None
+    return (f"{on_target(machine, script)}, which writes the trial entry, is not installed "
+            "or not executable (pmemd's package installs it)")
 
 
 def read_grubenv(machine: Machine, candidates: Sequence[Path]) -> dict[str, str]:

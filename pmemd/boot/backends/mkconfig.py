@@ -1,5 +1,11 @@
 """SUSE and EL7: the options go into ``GRUB_CMDLINE_LINUX`` of ``/etc/default/grub`` (edited
-in place, every other byte kept), then ``grub2-mkconfig -o <grub.cfg>``.
+in place, every other byte kept), then ``grub2-mkconfig -o <grub.cfg>``. The same with
+upstream GRUB's own name for the program, ``grub-mkconfig`` (Arch, Gentoo, a Debian without
+the ``update-grub`` wrapper), which writes ``/boot/grub/grub.cfg``.
+
+A trial boot: pmemd's ``/etc/default/grub.d/pmemd-trial.cfg`` gives the trial entry's
+``GRUB_CMDLINE_LINUX`` (the admin's value with the trial's options in place of pmemd's) to
+``/etc/grub.d/42_pmemd_trial`` only; ``grub[2]-reboot`` selects the entry for one boot.
 
 Where ``grub.cfg`` goes depends on how the machine boots: BIOS reads
 ``/boot/grub2/grub.cfg``. On EFI, EL7 (and EL8) keep the full config next to the EFI
@@ -15,15 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, Probe, file_write, on_target
-from pmemd.boot.backends.grub import read_grub_next_boot
-from pmemd.boot.defaultgrub import edit_default_grub, read_variable
-from pmemd.boot.grubcfg import parse_grub_cfg
-from pmemd.core.cmdline import CmdlineEdit
+from pmemd.boot.backends.grub import read_grub_next_boot, read_grubenv, trial_script_problem
+from pmemd.boot.backends.update_grub import TRIAL_ID
+from pmemd.boot.defaultgrub import edit_default_grub, find_assignment, read_variable
+from pmemd.boot.grubcfg import find_entry, parse_grub_cfg
+from pmemd.boot.grubenv import probe_grubenv
+from pmemd.core.cmdline import Cmdline, CmdlineEdit, check_writable, edit_args_text
 from pmemd.core.model import BootloaderChoice
 from pmemd.errors import MachineError, NoBootloader
-from pmemd.machine.root import Machine
+from pmemd.machine.root import CONFIG_PATH, Machine
+from pmemd.machine.runner import Runner
 
 TOOL = "grub2-mkconfig"
+# grub2-mkconfig (Fedora, RHEL, SUSE), then GRUB's own name (Arch, Gentoo, Debian's program
+# under its update-grub wrapper)
+TOOLS = (TOOL, "grub-mkconfig")
 # os-release ID -> the directory its EFI binaries live in, where they differ.
 _EFI_VENDOR = {"rhel": "redhat", "opensuse-leap": "opensuse", "opensuse-tumbleweed": "opensuse"}
 
@@ -53,8 +65,11 @@ class Output:
     reason: str
 
 
-def grub_cfg_output(machine: Machine) -> Output:
+def grub_cfg_output(machine: Machine, tool: str = TOOL) -> Output:
     """Where ``grub2-mkconfig -o`` must write on this machine, and why."""
+    if Path(tool).name == "grub-mkconfig":
+        return Output(machine.grub_cfg, "GRUB's own layout for grub-mkconfig (/boot/grub), "
+                                        "BIOS or EFI")
     bios = machine.grub2_cfg
     if not machine.sys_firmware_efi.is_dir():
         return Output(bios, f"BIOS boot (no {machine.sys_firmware_efi})")
@@ -84,9 +99,17 @@ class Grub2Mkconfig(Backend):
     def kind(self) -> BootloaderChoice:
         return BootloaderChoice.GRUB2_MKCONFIG
 
+    @property
+    def _output(self) -> Path:
+        return grub_cfg_output(self.machine, self.tool).path
+
+    def _sibling(self, name: str) -> str:
+        """GRUB's other programs by this tool's prefix (grub2-reboot, grub-editenv, …)."""
+        return Path(self.tool).name.replace("mkconfig", name)
+
     def read_next_boot(self) -> NextBoot:
         m = self.machine
-        out = grub_cfg_output(m).path
+        out = self._output
         return read_grub_next_boot(m, out, (out.parent / "grubenv", m.grub2_env))
 
     def plan_write(self, current: NextBoot, edit: CmdlineEdit,
@@ -102,22 +125,99 @@ class Grub2Mkconfig(Backend):
                            edit_default_grub(old, wanted, str(m.etc_default_grub)), old)
         if not files and edit.empty:
             return BootWrite()
-        out = grub_cfg_output(m).path
+        out = self._output
         return BootWrite(files=files, commands=((self.tool, "-o", on_target(m, out)),),
                          tool_files=(out, out.with_name(out.name + ".new")))
 
     def inputs(self) -> tuple[Path, ...]:
         m = self.machine
-        out = grub_cfg_output(m).path
+        out = self._output
         return (m.etc_default_grub, out, out.parent / "grubenv", m.grub2_env,
-                m.sys_firmware_efi, m.efi_vendor_dir, *m.efi_vendor_dir.glob("*/grub.cfg"))
+                m.sys_firmware_efi, m.efi_vendor_dir, *m.efi_vendor_dir.glob("*/grub.cfg"),
+                m.grub_trial_dropin, m.grub_trial_script)
+
+    # --- the trial boot ---------------------------------------------------------------------
+
+    def trial_support(self, runner: Runner) -> str | None:
+        m = self.machine
+        missing = trial_script_problem(m)
+        if missing is not None:
+            return missing
+        for name in ("reboot", "editenv", "probe"):
+            if m.program(self._sibling(name)) is None:
+                return f"no {self._sibling(name)} program beside {self.tool}"
+        return probe_grubenv(m, runner, self._output.parent / "grubenv",
+                             self._sibling("probe"))
+
+    def _trial_dropin(self, owned: Sequence[str], trial: Sequence[str]) -> str:
+        """The trial entry's GRUB_CMDLINE_LINUX: the admin's value, pmemd's options
+        replaced by the trial's; read by /etc/grub.d/42_pmemd_trial only."""
+        m = self.machine
+        shown = str(m.etc_default_grub)
+        old = m.read_text(m.etc_default_grub)
+        if old is None:
+            raise MachineError(f"{shown}: no such file; {self.tool} needs it")
+        found = find_assignment(old, shown)
+        value = edit_args_text(found.value if found is not None else "",
+                               CmdlineEdit(add=tuple(trial), remove=tuple(owned)))
+        for arg in trial:
+            check_writable(arg)
+        quoted = "'" + value.replace("'", "'\\''") + "'"
+        return (f"# Written by pmemd from {CONFIG_PATH} while a trial boot is armed: the\n"
+                "# one-time entry's kernel command line, which only /etc/grub.d/42_pmemd_trial\n"
+                "# reads. pmemd removes this file when the trial ends.\n"
+                'if [ "${PMEMD_TRIAL:-}" = 1 ]; then\n'
+                f"    PMEMD_TRIAL_ID={TRIAL_ID}\n"
+                f"    GRUB_CMDLINE_LINUX={quoted}\n"
+                "fi\n")
+
+    def plan_trial(self, current: NextBoot, owned: Sequence[str], trial: Sequence[str]
+                   ) -> BootWrite:
+        del current
+        m = self.machine
+        out = self._output
+        files = file_write(m.grub_trial_dropin, self._trial_dropin(owned, trial),
+                           m.read_text(m.grub_trial_dropin), own=True)
+        return BootWrite(files=files, commands=((self.tool, "-o", on_target(m, out)),
+                                                (self._sibling("reboot"), TRIAL_ID)),
+                         tool_files=(out, out.with_name(out.name + ".new"),
+                                     out.parent / "grubenv"))
+
+    def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
+                       previous: Sequence[str] = ()) -> BootWrite:
+        del current
+        m = self.machine
+        out = self._output
+        env = out.parent / "grubenv"
+        old = m.read_text(m.etc_default_grub)
+        if old is None:
+            raise MachineError(f"{m.etc_default_grub}: no such file; {self.tool} needs it")
+        # on commit the default entry's options become the trial's, in the admin's file
+        wanted = CmdlineEdit(add=tuple(owned), remove=tuple(a for a in previous
+                                                            if a not in owned))
+        files = (*file_write(m.etc_default_grub,
+                             edit_default_grub(old, wanted, str(m.etc_default_grub)), old),
+                 *file_write(m.grub_trial_dropin, None, m.read_text(m.grub_trial_dropin),
+                             own=True))
+        unset = (self._sibling("editenv"), on_target(m, env), "unset", "next_entry")
+        return BootWrite(files=files, commands=((self.tool, "-o", on_target(m, out)), unset),
+                         tool_files=(out, out.with_name(out.name + ".new"), env))
+
+    def read_trial(self) -> Cmdline | None:
+        out = self._output
+        text = self.machine.read_text(out)
+        if text is None:
+            return None
+        entry = find_entry(parse_grub_cfg(text, read_grubenv(
+            self.machine, (out.parent / "grubenv", self.machine.grub2_env))), TRIAL_ID)
+        return entry.cmdline if entry is not None else None
 
 
 def probe(machine: Machine) -> Probe:
     kind = BootloaderChoice.GRUB2_MKCONFIG
-    tool = machine.program(TOOL)
+    tool = next((found for found in map(machine.program, TOOLS) if found is not None), None)
     if tool is None:
-        return Probe(kind, None, f"no {TOOL} program (SUSE/EL7)")
+        return Probe(kind, None, f"no {' or '.join(TOOLS)} program (SUSE/EL7; Arch, Gentoo)")
     default_grub = machine.etc_default_grub
     text = machine.read_text(default_grub)
     if text is None:
@@ -127,7 +227,7 @@ def probe(machine: Machine) -> Probe:
         return Probe(kind, None, f"{default_grub} sets GRUB_ENABLE_BLSCFG=true: the entries "
                                  f"are BLS files in {machine.loader_entries} (grubby's job)")
     try:
-        output = grub_cfg_output(machine)
+        output = grub_cfg_output(machine, tool)
     except (NoBootloader, MachineError) as err:
         return Probe(kind, None, str(err))
     return Probe(kind, Grub2Mkconfig(machine, tool),

@@ -5,7 +5,6 @@ The admin's file is never edited."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pmemd.boot.backends.base import (
     file_write,
     on_target,
 )
-from pmemd.boot.backends.grub import read_grub_next_boot, read_grubenv
+from pmemd.boot.backends.grub import read_grub_next_boot, read_grubenv, trial_script_problem
 from pmemd.boot.grubcfg import find_entry, parse_grub_cfg
 from pmemd.boot.grubenv import probe_grubenv
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, check_writable
@@ -87,10 +86,9 @@ class UpdateGrub(Backend):
 
     def trial_support(self, runner: Runner) -> str | None:
         m = self.machine
-        script = m.grub_trial_script
-        if not (script.is_file() and os.access(script, os.X_OK)):
-            return (f"{on_target(m, script)}, which writes the trial entry, is not installed "
-                    "or not executable (pmemd's package installs it)")
+        missing = trial_script_problem(m)
+        if missing is not None:
+            return missing
         return probe_grubenv(m, runner, m.grub_env)
 
     def plan_trial(self, current: NextBoot, owned: Sequence[str], trial: Sequence[str]
@@ -103,8 +101,9 @@ class UpdateGrub(Backend):
                          tool_files=(m.grub_cfg, m.grub_cfg.with_name("grub.cfg.new"),
                                      m.grub_env))
 
-    def plan_end_trial(self, current: NextBoot, owned: Sequence[str]) -> BootWrite:
-        del current
+    def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
+                       previous: Sequence[str] = ()) -> BootWrite:
+        del current, previous  # the drop-in is pmemd's alone: written whole
         m = self.machine
         files = file_write(m.grub_dropin, render_dropin(owned), m.read_text(m.grub_dropin),
                            own=True)
