@@ -107,3 +107,27 @@ def edit_entry_options(text: str, edit: CmdlineEdit) -> str:
         lines[-1] += "\n"
     lines.append(f"{OPTIONS} {' '.join(missing)}\n")
     return "".join(lines)
+
+
+TRIAL_TITLE = "pmemd trial boot: "
+
+
+def trial_copy(text: str, options: str) -> str:
+    """(pure) A type #1 entry's file ``text`` as the trial entry: the same kernel, initrd
+    and every other line, the title marked, one ``options`` line with ``options``."""
+    out: list[str] = []
+    placed = False
+    for line in text.splitlines():
+        field = _split_line(line)
+        if field is not None and field[0] == OPTIONS:
+            if not placed:
+                out.append(f"{OPTIONS} {options}")
+                placed = True
+            continue
+        if field is not None and field[0] == "title":
+            out.append(f"title {TRIAL_TITLE}{field[1]}")
+            continue
+        out.append(line)
+    if not placed:
+        out.append(f"{OPTIONS} {options}")
+    return "\n".join(out) + "\n"

@@ -23,8 +23,14 @@ from pathlib import Path
 
 import pytest
 
+from pmemd.boot.backends.base import Backend
+from pmemd.boot.detect import detect
+from pmemd.boot.trial import arm_trial
+from pmemd.machine.root import Machine
+from pmemd.machine.runner import Runner
+from pmemd.machine.state import read_state
 from tests.boot.debianroot import DebianRoot, bind_facts, debian_root
-from tests.conftest import FIXTURES, MACHINES, REPO
+from tests.conftest import FIXTURES, MACHINES, REPO, run_pmemd
 
 BOOTLOADER_FIXTURES = FIXTURES / "bootloader"
 STANDINS = Path(__file__).resolve().parent / "standins"
@@ -232,3 +238,17 @@ def killed_at_rename(target: Path, *args: str) -> None:
     killed = subprocess.run([sys.executable, "-c", KILL_AT_RENAME, str(target), *args],
                             cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
     assert killed.returncode == -9, killed.stdout + killed.stderr
+
+
+def arm_test_trial(root: Path, desired: tuple[str, ...]) -> tuple[Machine, Backend]:
+    """With pmemd's options applied directly (the config says ``trial: never``), arm a
+    trial of ``desired`` (digest ``feedc0de``, armed on ``boot-a``) as a reconcile would."""
+    done = run_pmemd("reconcile", "--root", str(root))
+    assert done.returncode == 5, done.stdout + done.stderr
+    machine = Machine(root)
+    backend = detect(machine).require()
+    assert backend.trial_support(Runner()) is None
+    arm_trial(machine, Runner(), backend, read_state(machine),
+              current=backend.read_next_boot(), desired=desired, digest="feedc0de",
+              boot_id="boot-a")
+    return machine, backend

@@ -20,14 +20,14 @@ import pytest
 from pmemd.boot.backends.mkconfig import Grub2Mkconfig
 from pmemd.boot.backends.update_grub import TRIAL_ID
 from pmemd.boot.detect import detect
-from pmemd.boot.trial import arm_trial, end_trial
+from pmemd.boot.trial import end_trial
 from pmemd.core.cmdline import carries
 from pmemd.core.model import BootloaderChoice
 from pmemd.core.trial import TrialState
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 from pmemd.machine.state import read_state
-from tests.boot.conftest import config_text, write_config
+from tests.boot.conftest import arm_test_trial, config_text, write_config
 from tests.boot.debianroot import DebianRoot
 from tests.conftest import REPO, run_pmemd
 
@@ -85,14 +85,8 @@ def test_detected_by_grub_mkconfig_and_written_in_place(root: DebianRoot) -> Non
 
 def armed(root: DebianRoot) -> tuple[Machine, Grub2Mkconfig]:
     write_config(root.root, A)
-    assert run_pmemd("reconcile", "--root", str(root.root)).returncode == 5
-    machine = Machine(root.root)
-    backend = detect(machine).require()
+    machine, backend = arm_test_trial(root.root, DESIRED)
     assert isinstance(backend, Grub2Mkconfig)
-    assert backend.trial_support(Runner()) is None
-    arm_trial(machine, Runner(), backend, read_state(machine),
-              current=backend.read_next_boot(), desired=DESIRED, digest="feedc0de",
-              boot_id="boot-a")
     return machine, backend
 
 

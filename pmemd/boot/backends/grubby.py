@@ -5,6 +5,11 @@ grubby's ``--args=key=value`` first deletes every argument with the same key, so
 pmemd's ``memmap=`` options go into one call, together with every ``memmap=`` option
 pmemd does not own (which would otherwise be deleted). On EL8 entries say
 ``options $kernelopts`` and grubby updates ``kernelopts`` in grubenv instead.
+
+A trial boot is pmemd's own BLS entry, ``pmemd-trial.conf``: a copy of the default entry
+with the trial's command line (``$kernelopts`` expanded), selected for one boot with
+``grub2-reboot pmemd-trial``; GRUB's default stays what ``saved_entry`` names. Without a
+``saved_entry`` GRUB boots the newest entry, which the copy could become: no trial then.
 """
 
 from __future__ import annotations
@@ -13,24 +18,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, Probe
+from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, Probe, file_write, on_target
 from pmemd.boot.backends.grub import read_grubenv
-from pmemd.boot.bls import BlsEntry, find_entry, menu_order, parse_bls_entry
-from pmemd.core.cmdline import Cmdline, CmdlineEdit, parse_cmdline
+from pmemd.boot.bls import BlsEntry, find_entry, menu_order, parse_bls_entry, trial_copy
+from pmemd.boot.grubenv import probe_grubenv
+from pmemd.core.cmdline import Cmdline, CmdlineEdit, check_writable, edit_args_text, parse_cmdline
 from pmemd.core.memmap import MEMMAP_KEY
 from pmemd.core.model import BootloaderChoice
-from pmemd.errors import BootConfigError
+from pmemd.errors import BootConfigError, MachineError
 from pmemd.machine.root import Machine
+from pmemd.machine.runner import Runner
 
 TOOL = "grubby"
+TRIAL_ID = "pmemd-trial"  # the trial entry's BLS id: loader/entries/pmemd-trial.conf
 
 
-def read_bls_entries(machine: Machine, directory: Path) -> list[BlsEntry]:
-    """The type #1 entries (``*.conf``) of a ``loader/entries`` directory, newest first."""
+def read_bls_entries(machine: Machine, directory: Path, *, trial: bool = False
+                     ) -> list[BlsEntry]:
+    """The type #1 entries (``*.conf``) of a ``loader/entries`` directory, newest first
+    (``trial``: with pmemd's trial entry, which is never the default)."""
     if not directory.is_dir():
         return []
     entries = []
     for path in sorted(directory.glob("*.conf")):
+        if path.name == f"{TRIAL_ID}.conf" and not trial:
+            continue
         text = machine.read_text(path)
         if text is not None:
             entries.append(parse_bls_entry(path.name.removesuffix(".conf"), text))
@@ -107,6 +119,60 @@ class Grubby(Backend):
         m = self.machine
         entries = sorted(m.loader_entries.glob("*.conf")) if m.loader_entries.is_dir() else []
         return (m.loader_entries, *entries, *self._env_paths())
+
+    # --- the trial boot ---------------------------------------------------------------------
+
+    @property
+    def _trial_path(self) -> Path:
+        return self.machine.loader_entries / f"{TRIAL_ID}.conf"
+
+    def trial_support(self, runner: Runner) -> str | None:
+        m = self.machine
+        for tool in ("grub2-reboot", "grub2-editenv", "grub2-probe"):
+            if m.program(tool) is None:
+                return f"no {tool} program"
+        saved = read_grubenv(m, self._env_paths()).get("saved_entry", "")
+        if not saved or find_entry(read_bls_entries(m, m.loader_entries), saved) is None:
+            return (f"{on_target(m, m.grub2_env)} names no saved_entry: GRUB boots the newest "
+                    "entry, which a trial entry could become (grubby --set-default sets one)")
+        return probe_grubenv(m, runner, m.grub2_env, "grub2-probe")
+
+    def plan_trial(self, current: NextBoot, owned: Sequence[str], trial: Sequence[str]
+                   ) -> BootWrite:
+        m = self.machine
+        if current.cmdline is None:
+            raise MachineError(f"no default BLS entry to copy for the trial ({current.source})")
+        source = Path(current.source)
+        text = m.read_text(source)
+        if text is None:
+            raise MachineError(f"{source}: no such file")
+        options = edit_args_text(" ".join(a.text for a in current.cmdline.args),
+                                 CmdlineEdit(add=tuple(map(check_writable, trial)),
+                                             remove=tuple(owned)))
+        files = file_write(self._trial_path, trial_copy(text, options),
+                           m.read_text(self._trial_path), own=True)
+        return BootWrite(files=files, commands=(("grub2-reboot", TRIAL_ID),),
+                         tool_files=self._env_paths())
+
+    def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
+                       previous: Sequence[str] = ()) -> BootWrite:
+        m = self.machine
+        edit = CmdlineEdit(add=tuple(a for a in owned if a not in previous),
+                           remove=tuple(a for a in previous if a not in owned))
+        commit = self.plan_write(current, edit, owned)  # grubby on the entries, on commit
+        files = file_write(self._trial_path, None, m.read_text(self._trial_path), own=True)
+        unset = ("grub2-editenv", on_target(m, m.grub2_env), "unset", "next_entry")
+        return BootWrite(files=(*files, *commit.files), commands=(*commit.commands, unset),
+                         tool_files=tuple(dict.fromkeys((*commit.tool_files,
+                                                         *self._env_paths()))),
+                         keep=commit.keep)
+
+    def read_trial(self) -> Cmdline | None:
+        text = self.machine.read_text(self._trial_path)
+        if text is None:
+            return None
+        return parse_cmdline(parse_bls_entry(TRIAL_ID, text).options(
+            read_grubenv(self.machine, self._env_paths())))
 
 
 def probe(machine: Machine) -> Probe:
