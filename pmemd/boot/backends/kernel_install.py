@@ -17,6 +17,7 @@ from pmemd.boot.bls import edit_entry_options, match_glob, menu_order, parse_bls
 from pmemd.core.cmdline import CmdlineEdit, edit_args_text, parse_cmdline, render_cmdline
 from pmemd.core.model import BootloaderChoice
 from pmemd.machine.root import Machine
+from pmemd.machine.runner import Runner
 
 LOADER_CONF = "loader/loader.conf"
 ENTRIES = "loader/entries"
@@ -115,6 +116,12 @@ class KernelInstall(Backend):
                 continue
             files.extend(file_write(path, edit_entry_options(text, wanted), text))
         return BootWrite(files=tuple(files))
+
+    def trial_support(self, runner: Runner) -> str | None:
+        del runner
+        return ("pmemd has no trial boot for systemd-boot yet (its one-time selection, "
+                "bootctl set-oneshot, is an EFI variable pmemd has not proven through a real "
+                "reboot)")
 
     def inputs(self) -> tuple[Path, ...]:
         m = self.machine
