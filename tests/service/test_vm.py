@@ -97,9 +97,12 @@ def test_the_sandboxed_service_applies_mounts_and_formats(
 
     guest.reboot()
     booted = guest.run("cat /proc/cmdline\n"
-                       + busctl("get-property", DATA, "State", "Dax", "Device")).check()
+                       + busctl("get-property", DATA, "State", "Dax", "Device")
+                       + busctl("get-property", MANAGER, "Trial")).check()
     assert "memmap=512M!1G" in booted.stdout.split()
     assert 's "ready"\nb true\ns "/dev/pmem0"' in booted.stdout, booted.stdout
+    # Apply armed a trial boot (boot.trial: auto), which pmemd-trial.service verified
+    assert booted.stdout.endswith('s "committed"\n'), booted.stdout
 
     # Unmount / Mount: the generator's mount unit, stopped and started through pystemd.
     unmounted = guest.run(busctl("call", DATA, "Unmount")
