@@ -40,6 +40,7 @@ from pmemd.core.trial import (
     decide_trial_boot,
     decide_verdict,
     mark_for,
+    panic_problem,
     retried,
 )
 from pmemd.errors import BootConfigError, CommandError, Refused
@@ -188,6 +189,13 @@ def settle_in_flight(machine: Machine, runner: Runner, backend: Backend, state: 
                             "tries them", trial), True
 
 
+def trial_obstacle(backend: Backend, runner: Runner, default: Cmdline | None) -> str | None:
+    """Why no trial can be armed here: the bootloader cannot boot an entry once (or not
+    safely), or the default entry's own options would keep a panicking trial from coming
+    back. None: a trial can be armed."""
+    return backend.trial_support(runner) or panic_problem(default)
+
+
 def arm_or_write(machine: Machine, runner: Runner, backend: Backend, state: State, *,
                  mode: TrialMode, current: NextBoot, edit: CmdlineEdit,
                  desired: Sequence[str], digest: str, dry_run: bool
@@ -195,8 +203,8 @@ def arm_or_write(machine: Machine, runner: Runner, backend: Backend, state: Stat
     """A change to make: arm a trial, hold it, or let the caller write it directly (the
     note's action says which; ``state`` is the one after arming)."""
     unsupported = None
-    if mode is TrialMode.AUTO and edit.add:
-        unsupported = backend.trial_support(runner)
+    if mode is not TrialMode.NEVER and edit.add:
+        unsupported = trial_obstacle(backend, runner, current.cmdline)
     decision = decide_arm(mode=mode, trial=state.trial, digest=digest, adds=bool(edit.add),
                           unsupported=unsupported)
     if decision.action is ArmAction.DIRECT:
@@ -331,9 +339,10 @@ def outlook(machine: Machine, result: Plan, backend: Backend | None, mode: Trial
     if all(c.action is ChangeAction.KEEP for c in result.changes):
         return TrialOutlook(trial, "none", "nothing to change")
     unsupported = None
-    if mode is TrialMode.AUTO and adds:
+    if mode is not TrialMode.NEVER and adds:
         unsupported = ("no bootloader detected" if backend is None
-                       else backend.trial_support(Runner(dry_run=True)))
+                       else trial_obstacle(backend, Runner(dry_run=True),
+                                           backend.read_next_boot().cmdline))
     decision = decide_arm(mode=mode, trial=trial, digest=desired_digest(result.desired_args),
                           adds=adds, unsupported=unsupported)
     return TrialOutlook(trial, decision.action.value, decision.message)

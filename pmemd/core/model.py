@@ -34,6 +34,7 @@ class RebootPolicy(StrEnum):
 class TrialMode(StrEnum):
     AUTO = "auto"  # a change is booted once before it becomes the default, where possible
     NEVER = "never"  # the default entry is changed directly
+    REQUIRED = "required"  # only through a trial: where none is possible, nothing is written
 
 
 class KaslrPolicy(StrEnum):

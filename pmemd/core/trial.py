@@ -85,6 +85,9 @@ def decide_arm(*, mode: TrialMode, trial: Trial, digest: str, adds: bool,
     if not adds:
         return ArmDecision(ArmAction.DIRECT, "only removes pmemd's options: the default "
                                              "entry is changed directly, without a trial")
+    if unsupported is not None and mode is TrialMode.REQUIRED:
+        return ArmDecision(ArmAction.HOLD, f"boot.trial: required, but no trial boot here "
+                                           f"({unsupported}): nothing is written")
     if unsupported is not None:
         return ArmDecision(ArmAction.DIRECT, f"no trial boot here ({unsupported}): the "
                                              "default entry is changed directly")
@@ -98,6 +101,24 @@ def decide_arm(*, mode: TrialMode, trial: Trial, digest: str, adds: bool,
     return ArmDecision(ArmAction.ARM, "the next boot tries the new options once; the "
                                       "default entry keeps the old ones until that boot "
                                       "is verified")
+
+
+def panic_problem(cmdline: Cmdline | None) -> str | None:
+    """(pure) Why the trial's ``panic=`` would not bring a panicking trial boot back: the
+    default entry's own ``panic=0`` (the kernel keeps the last ``panic=``, and the admin's
+    options may come after pmemd's). None when nothing stands in the way."""
+    if cmdline is None:
+        return None
+    for value in cmdline.values("panic"):
+        try:
+            halts = int(value, 0) == 0
+        except ValueError:
+            continue
+        if halts:
+            return (f"the default entry's command line says panic={value}, which can outlast "
+                    "the trial's panic=: a panicking trial boot would halt instead of "
+                    "coming back")
+    return None
 
 
 def armed(digest: str, options: Sequence[str], boot_id: str | None) -> Trial:

@@ -408,3 +408,40 @@ def test_plan_says_how_the_change_will_reach_the_boot(debian: Debian) -> None:
     assert run_pmemd("reconcile", "--root", str(root.root)).returncode == 5  # arms it
     held = json.loads(run_pmemd("plan", "--root", str(root.root), "--json").stdout)
     assert held["trial"]["state"] == "armed" and held["trial"]["next_change"] == "hold"
+
+
+def test_an_admins_pending_one_time_boot_is_not_taken_away(debian: Debian) -> None:
+    """The admin ran grub-reboot: arming a trial would replace their selection. With
+    ``auto`` the change goes into the default entry directly (their entry boots next, once);
+    with ``required`` nothing is written."""
+    root, _ = debian
+    applied_a(root)
+    root.chroot("grub-editenv", "/boot/grub/grubenv", "set", "next_entry=plain")
+    grub_cfg = root.file("/boot/grub/grub.cfg").read_text()
+    write_config(root.root, config_text(("data", "2G", "12G"), ("cache", "2G", "10G"),
+                                        trial="required"))
+    held = run_pmemd("reconcile", "--root", str(root.root))
+    assert "boot.trial: required, but no trial boot here (the next boot is already " \
+           "selected once (next_entry=plain" in held.stdout, held.stdout
+    assert root.file("/boot/grub/grub.cfg").read_text() == grub_cfg  # nothing written
+    assert trial_state(root)["state"] == "none"
+    write_config(root.root, B)
+    direct = run_pmemd("reconcile", "--root", str(root.root))
+    assert direct.returncode == 5, direct.stdout + direct.stderr
+    assert "no trial boot here (the next boot is already selected once" in direct.stdout
+    assert "Checked: the default entry now carries" in direct.stdout, direct.stdout
+    assert "next_entry=plain\n" in root.file("/boot/grub/grubenv").read_text()
+
+
+def test_no_trial_when_the_default_entry_says_panic_0(debian: Debian) -> None:
+    root, _ = debian
+    applied_a(root)
+    root.remember("/etc/default/grub", "/boot/grub/grub.cfg")
+    default = root.file("/etc/default/grub")
+    default.write_text(default.read_text().replace('GRUB_CMDLINE_LINUX_DEFAULT="quiet"',
+                                                   'GRUB_CMDLINE_LINUX_DEFAULT="quiet panic=0"'))
+    root.update_grub()
+    write_config(root.root, B)
+    done = run_pmemd("reconcile", "--root", str(root.root))
+    assert "says panic=0" in done.stdout and "changed directly" in done.stdout, done.stdout
+    assert trial_state(root)["state"] == "none"

@@ -18,6 +18,7 @@ from pmemd.core.trial import (
     aborted,
     armed,
     decide_arm,
+    panic_problem,
     decide_trial_boot,
     decide_verdict,
     mark_for,
@@ -48,8 +49,15 @@ def cmdline(text: str) -> Cmdline:
     (TrialMode.AUTO, ARMED, "d2", True, None, ArmAction.ARM, "tries"),  # re-armed, new options
     (TrialMode.AUTO, COMMITTED, "d1", True, None, ArmAction.ARM, "tries"),
     (TrialMode.NEVER, FAILED, "d1", True, None, ArmAction.DIRECT, "never"),
+    (TrialMode.REQUIRED, Trial(), "d1", True, None, ArmAction.ARM, "tries"),
+    (TrialMode.REQUIRED, Trial(), "d1", True, "/boot is on LVM", ArmAction.HOLD,
+     "boot.trial: required, but no trial boot here (/boot is on LVM): nothing is written"),
+    (TrialMode.REQUIRED, Trial(), "d1", False, "/boot is on LVM", ArmAction.DIRECT,
+     "only removes"),
+    (TrialMode.REQUIRED, FAILED, "d1", True, None, ArmAction.HOLD, "pmemctl trial retry"),
 ], ids=["first", "never", "removal-only", "unsupported", "failed-same", "failed-other",
-        "armed-same", "running-same", "armed-other", "committed-before", "never-after-failure"])
+        "armed-same", "running-same", "armed-other", "committed-before", "never-after-failure",
+        "required", "required-unsupported", "required-removal-only", "required-failed"])
 def test_arming(mode: TrialMode, trial: Trial, digest: str, adds: bool,
                 unsupported: str | None, action: ArmAction, says: str) -> None:
     decision = decide_arm(mode=mode, trial=trial, digest=digest, adds=adds,
@@ -138,3 +146,20 @@ def test_committed_only_on_a_boot_that_carried_the_mark_and_the_options(
                 assert has_mark and has_options and healthy
                 assert boot_id not in (None, "boot-a")
         assert trial.state is not TrialState.ARMED or boot_id in (None, "boot-a")
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("ro quiet", False),
+    ("ro panic=0", True),
+    ("ro panic=0x0 quiet", True),
+    ("ro panic=30", False),
+    ("ro panic=-1", False),  # a negative timeout resets at once
+    ("ro panic=bogus", False),  # the kernel ignores it; the trial's panic= stands
+    ("ro -- panic=0", False),  # init's argument, not the kernel's
+])
+def test_a_default_entry_that_says_panic_0_would_keep_a_panicking_trial_down(
+        line: str, problem: bool) -> None:
+    found = panic_problem(cmdline(line))
+    assert (found is not None) is problem
+    if found is not None:
+        assert "would halt instead of coming back" in found

@@ -21,6 +21,16 @@ def trial_script_problem(machine: Machine) -> str | None:
             "or not executable (pmemd's package installs it)")
 
 
+def pending_selection(machine: Machine, envs: Sequence[Path], trial_id: str) -> str | None:
+    """Why a trial would take someone else's one-time boot away: ``next_entry`` in grubenv
+    already selects another entry (the admin's ``grub-reboot``)."""
+    selected = read_grubenv(machine, envs).get("next_entry", "")
+    if not selected or selected == trial_id:
+        return None
+    return (f"the next boot is already selected once (next_entry={selected} in grubenv, "
+            "set with grub-reboot): pmemd does not replace it")
+
+
 def read_grubenv(machine: Machine, candidates: Sequence[Path]) -> dict[str, str]:
     """The first existing environment block of ``candidates`` (empty when none)."""
     for path in candidates:

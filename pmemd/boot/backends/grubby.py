@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, Probe, file_write, on_target
-from pmemd.boot.backends.grub import read_grubenv
+from pmemd.boot.backends.grub import pending_selection, read_grubenv
 from pmemd.boot.bls import BlsEntry, find_entry, menu_order, parse_bls_entry, trial_copy
 from pmemd.boot.grubenv import probe_grubenv
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, check_writable, edit_args_text, parse_cmdline
@@ -131,6 +131,9 @@ class Grubby(Backend):
         for tool in ("grub2-reboot", "grub2-editenv", "grub2-probe"):
             if m.program(tool) is None:
                 return f"no {tool} program"
+        pending = pending_selection(m, self._env_paths(), TRIAL_ID)
+        if pending is not None:
+            return pending
         saved = read_grubenv(m, self._env_paths()).get("saved_entry", "")
         if not saved or find_entry(read_bls_entries(m, m.loader_entries), saved) is None:
             return (f"{on_target(m, m.grub2_env)} names no saved_entry: GRUB boots the newest "

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, Probe, file_write, on_target
-from pmemd.boot.backends.grub import read_grub_next_boot, read_grubenv, trial_script_problem
+from pmemd.boot.backends.grub import (
+    pending_selection,
+    read_grub_next_boot,
+    read_grubenv,
+    trial_script_problem,
+)
 from pmemd.boot.backends.update_grub import TRIAL_ID
 from pmemd.boot.defaultgrub import edit_default_grub, find_assignment, read_variable
 from pmemd.boot.grubcfg import find_entry, parse_grub_cfg
@@ -140,7 +145,8 @@ class Grub2Mkconfig(Backend):
 
     def trial_support(self, runner: Runner) -> str | None:
         m = self.machine
-        missing = trial_script_problem(m)
+        env = self._output.parent / "grubenv"
+        missing = trial_script_problem(m) or pending_selection(m, (env, m.grub2_env), TRIAL_ID)
         if missing is not None:
             return missing
         for name in ("reboot", "editenv", "probe"):

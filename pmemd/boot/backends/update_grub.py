@@ -17,7 +17,12 @@ from pmemd.boot.backends.base import (
     file_write,
     on_target,
 )
-from pmemd.boot.backends.grub import read_grub_next_boot, read_grubenv, trial_script_problem
+from pmemd.boot.backends.grub import (
+    pending_selection,
+    read_grub_next_boot,
+    read_grubenv,
+    trial_script_problem,
+)
 from pmemd.boot.grubcfg import find_entry, parse_grub_cfg
 from pmemd.boot.grubenv import probe_grubenv
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, check_writable
@@ -86,7 +91,7 @@ class UpdateGrub(Backend):
 
     def trial_support(self, runner: Runner) -> str | None:
         m = self.machine
-        missing = trial_script_problem(m)
+        missing = trial_script_problem(m) or pending_selection(m, (m.grub_env,), TRIAL_ID)
         if missing is not None:
             return missing
         return probe_grubenv(m, runner, m.grub_env)
