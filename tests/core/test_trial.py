@@ -18,10 +18,10 @@ from pmemd.core.trial import (
     aborted,
     armed,
     decide_arm,
-    panic_problem,
     decide_trial_boot,
     decide_verdict,
     mark_for,
+    panic_problem,
     retried,
 )
 
