@@ -98,7 +98,8 @@ def render_config(regions: Sequence[RegionSpec], *, reboot: str, trial: str | No
             f"  bootloader: auto\n"
             f"  reboot: {reboot}\n"
             + (f"  trial: {trial}\n" if trial is not None else "")
-            + "regions:\n" + "".join(r.yaml() for r in regions))
+            + ("regions:\n" + "".join(r.yaml() for r in regions) if regions
+               else "regions: []\n"))
 
 
 def default_entry_options(grub_cfg: str) -> list[str]:

@@ -1,7 +1,9 @@
 """The end-to-end tests' Debian 12 disk image: built by ``image.sh``, cached by what it is made of.
 
 The base image's cache key is a hash of ``image.sh``, ``packages`` and every file in
-``guest/``: change any of them and the next run rebuilds. An image with local .debs
+``guest/``: change any of them and the next run rebuilds. The UEFI image (GPT, an ESP with
+systemd-boot, ``image.sh build-uefi``) is its own family, keyed the same way with
+``packages-uefi``. An image with local .debs
 installed (``dpkg -i`` in a chroot) is cached under a key that adds the .debs' contents.
 Cached images are read-only; tests boot copy-on-write overlays of them (``qemu.py``).
 
@@ -9,6 +11,7 @@ By hand (as root)::
 
     python -m tests.vm.image                      # build or reuse the base image, print its path
     python -m tests.vm.image --deb pmemd_1.0_all.deb
+    python -m tests.vm.image --uefi               # the UEFI image (systemd-boot)
 """
 
 from __future__ import annotations
@@ -33,17 +36,32 @@ HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("PMEMD_VM_CACHE") or HERE / "cache")
 SCRIPT = HERE / "image.sh"
 PACKAGES = HERE / "packages"
+PACKAGES_UEFI = HERE / "packages-uefi"
 GUEST = HERE / "guest"
 BUILD_TIMEOUT = 1800.0
 KEEP_DERIVED = 3  # images with .debs kept per base image (the newest)
 HOST_TOOLS = {
     "mmdebstrap": "mmdebstrap",
+    "mformat": "mtools",  # the UEFI image's ESP
     "sfdisk": "fdisk",
     "losetup": "mount",
     "partx": "util-linux",
     "mkfs.ext4": "e2fsprogs",
     "qemu-img": "qemu-utils",
 }
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kind of image: how image.sh builds it, its package list, its files' prefix."""
+
+    prefix: str  # cached as PREFIX-KEY.raw, with .debs PREFIX-KEY-debs-KEY.raw
+    command: str  # image.sh's build command
+    packages: Path
+
+
+BIOS = Family("debian12", "build", PACKAGES)
+UEFI = Family("uefi-debian12", "build-uefi", PACKAGES_UEFI)
 
 
 class ImageError(Exception):
@@ -65,11 +83,11 @@ def _digest(parts: Iterator[bytes]) -> str:
     return sha.hexdigest()
 
 
-def base_key(sources: Path = HERE) -> str:
+def base_key(sources: Path = HERE, family: Family = BIOS) -> str:
     """The base image's cache key: the build script, the package list and the guest
     files under ``sources`` (this directory)."""
     guest = sources / GUEST.name
-    inputs = [sources / SCRIPT.name, sources / PACKAGES.name,
+    inputs = [sources / SCRIPT.name, sources / family.packages.name,
               *sorted(p for p in guest.rglob("*") if p.is_file())]
 
     def parts() -> Iterator[bytes]:
@@ -133,44 +151,45 @@ def _publish(partial: Path, final: Path) -> None:
     partial.replace(final)
 
 
-def _prune(cache: Path, keep: set[Path]) -> None:
-    """Drop images (and their logs) built from inputs that no longer exist."""
-    for stale in cache.glob("debian12-*.raw"):
+def _prune(cache: Path, keep: set[Path], family: Family = BIOS) -> None:
+    """Drop images of ``family`` (and their logs) built from inputs that no longer exist."""
+    for stale in cache.glob(f"{family.prefix}-*.raw"):
         if stale not in keep:
             stale.unlink()
             stale.with_suffix(".log").unlink(missing_ok=True)
 
 
-def ensure_base(cache: Path = CACHE) -> Image:
+def ensure_base(cache: Path = CACHE, family: Family = BIOS) -> Image:
     """The base image: from the cache, or built now (about two minutes)."""
-    key = base_key()
-    path = cache / f"debian12-{key[:16]}.raw"
+    key = base_key(family=family)
+    path = cache / f"{family.prefix}-{key[:16]}.raw"
     with _locked(cache):
         if path.exists():
             return Image(path, key, None)
         _require_host()
-        _prune(cache, keep={p for p in cache.glob(f"debian12-{key[:16]}*.raw")})
+        _prune(cache, {p for p in cache.glob(f"{family.prefix}-{key[:16]}*.raw")}, family)
         partial = path.with_suffix(".partial")
         started = time.monotonic()
         try:
-            _run_logged([str(SCRIPT), "build", str(partial)], path.with_suffix(".log"))
+            _run_logged([str(SCRIPT), family.command, str(partial)], path.with_suffix(".log"))
             _publish(partial, path)
         finally:
             partial.unlink(missing_ok=True)
         return Image(path, key, time.monotonic() - started)
 
 
-def ensure_with_debs(debs: Sequence[Path], cache: Path = CACHE) -> Image:
+def ensure_with_debs(debs: Sequence[Path], cache: Path = CACHE, family: Family = BIOS
+                     ) -> Image:
     """The base image with ``debs`` installed by ``dpkg -i`` (their dependencies must
     already be in the image: the guest has no network)."""
     if not debs:
-        return ensure_base(cache)
+        return ensure_base(cache, family)
     for deb in debs:
         if not deb.is_file():
             raise ImageError(f"{deb}: no such .deb")
-    base = ensure_base(cache)
+    base = ensure_base(cache, family)
     key = debs_key(base.key, debs)
-    path = cache / f"debian12-{base.key[:16]}-debs-{key[:16]}.raw"
+    path = cache / f"{family.prefix}-{base.key[:16]}-debs-{key[:16]}.raw"
     with _locked(cache):
         if path.exists():
             return Image(path, key, None)
@@ -185,9 +204,9 @@ def ensure_with_debs(debs: Sequence[Path], cache: Path = CACHE) -> Image:
             _publish(partial, path)
         finally:
             partial.unlink(missing_ok=True)
-        derived = sorted(cache.glob(f"debian12-{base.key[:16]}-debs-*.raw"),
+        derived = sorted(cache.glob(f"{family.prefix}-{base.key[:16]}-debs-*.raw"),
                          key=lambda p: p.stat().st_mtime, reverse=True)
-        _prune(cache, keep={base.path, path, *derived[:KEEP_DERIVED]})
+        _prune(cache, {base.path, path, *derived[:KEEP_DERIVED]}, family)
         return Image(path, key, time.monotonic() - started)
 
 
@@ -197,9 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--deb", type=Path, action="append", default=[],
                         help="install this .deb into the image (repeatable)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="cache directory")
+    parser.add_argument("--uefi", action="store_true",
+                        help="the UEFI image (GPT, ESP, systemd-boot) instead of the BIOS one")
     args = parser.parse_args(argv)
     try:
-        image = ensure_with_debs(args.deb, args.cache)
+        image = ensure_with_debs(args.deb, args.cache, UEFI if args.uefi else BIOS)
     except ImageError as err:
         print(f"image: {err}", file=sys.stderr)
         return 1

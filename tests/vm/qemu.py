@@ -47,6 +47,11 @@ QEMU_IMG = "qemu-img"
 MACHINE = ("-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max",
            "-nographic", "-nic", "none")
 BANNER = b"SeaBIOS (version "
+# UEFI guests: Debian's ovmf, the code read-only, a copy of the variables per guest; OVMF
+# prints this once per boot on the serial console (its debug port stays silent)
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+UEFI_BANNER = b"BdsDxe: loading Boot"
 PORT_NAME = "pmemd.test"
 SHARE_TAG = "host0"
 SHARE_MOUNT = "/mnt/host"  # where the guest mounts the share (its fstab, from image.sh)
@@ -59,10 +64,14 @@ class VMError(Exception):
     """The guest did not do what the harness waited for; carries the console's last lines."""
 
 
-def missing_qemu_tools() -> list[str]:
-    return [f"{tool} (Debian package {package})"
-            for tool, package in ((QEMU, "qemu-system-x86"), (QEMU_IMG, "qemu-utils"))
-            if shutil.which(tool) is None]
+def missing_qemu_tools(uefi: bool = False) -> list[str]:
+    missing = [f"{tool} (Debian package {package})"
+               for tool, package in ((QEMU, "qemu-system-x86"), (QEMU_IMG, "qemu-utils"))
+               if shutil.which(tool) is None]
+    if uefi:
+        missing += [f"{path} (Debian package ovmf)" for path in (OVMF_CODE, OVMF_VARS)
+                    if not path.is_file()]
+    return missing
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ class Guest:
 
     def __init__(self, image: Path, workdir: Path, *, memory: str = "2G", cpus: int = 2,
                  max_boots: int = 4, timeout: float = 900.0, keep_disk: bool = False,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), uefi: bool = False) -> None:
         self.image = image
         self.workdir = workdir
         self.share = workdir / "share"
@@ -121,6 +130,9 @@ class Guest:
         self.timeout = timeout
         self.keep_disk = keep_disk
         self.extra_args = tuple(extra_args)
+        self.uefi = uefi
+        self.banner = UEFI_BANNER if uefi else BANNER
+        self.efivars = workdir / "efivars.fd"  # this guest's UEFI variables (NVRAM)
         self._state = _State()
         self._changed = threading.Condition()
         self._steps = itertools.count(1)
@@ -134,7 +146,10 @@ class Guest:
     # --- life cycle ------------------------------------------------------------------
 
     def argv(self, control: Path | None) -> list[str]:
-        argv = [QEMU, *MACHINE, "-m", self.memory, "-smp", str(self.cpus),
+        firmware = ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                    "-drive", f"if=pflash,format=raw,unit=1,file={self.efivars}"] \
+            if self.uefi else []
+        argv = [QEMU, *MACHINE, *firmware, "-m", self.memory, "-smp", str(self.cpus),
                 "-drive", f"file={self.disk},format=qcow2,if=virtio,cache=unsafe",
                 "-virtfs", f"local,path={self.share},mount_tag={SHARE_TAG},security_model=none"]
         if control is not None:
@@ -153,7 +168,7 @@ class Guest:
             raise VMError(str(err)) from None
 
     def start(self) -> Guest:
-        missing = missing_qemu_tools()
+        missing = missing_qemu_tools(self.uefi)
         if missing:
             raise VMError("cannot boot the test guest, missing: " + ", ".join(missing)
                           + " — .ci/debian-packages lists them; ./run tests installs them")
@@ -161,6 +176,8 @@ class Guest:
             shutil.rmtree(self.workdir)
         (self.share / "steps").mkdir(parents=True)
         self.create_disk()
+        if self.uefi:
+            shutil.copyfile(OVMF_VARS, self.efivars)
         self._deadline = time.monotonic() + self.timeout
         # A short path: AF_UNIX allows 108 bytes, a test's work dir can be longer.
         self._socket_dir = Path(tempfile.mkdtemp(prefix="pmemd-vm-"))
@@ -256,7 +273,7 @@ class Guest:
 
             def record(state: _State) -> None:
                 for line in lines:
-                    if BANNER in line:
+                    if self.banner in line:
                         state.banners.append(now)
                     state.console.append(line.decode(errors="replace").rstrip("\r"))
 
@@ -330,7 +347,7 @@ class Guest:
 
     @property
     def boots(self) -> int:
-        """SeaBIOS banners seen so far (boots started, including a running one)."""
+        """Firmware banners seen so far (boots started, including a running one)."""
         with self._changed:
             return len(self._state.banners)
 

@@ -1,0 +1,188 @@
+"""systemd-boot and kernel-install through real reboots: a Debian 12 guest under qemu with
+UEFI firmware (Debian's ovmf), a GPT disk whose ESP holds systemd-boot (``bootctl
+install``) and kernel-install's type #1 entry, and pmemd's .deb from this checkout.
+
+One guest, three scenarios in order (four boots):
+
+1. pmemd detects systemd-boot by its own files, says why there is no trial boot on it yet
+   and writes the options directly into ``/etc/kernel/cmdline`` and the entry on the ESP;
+   after the reboot the region's option is on ``/proc/cmdline`` (systemd-boot read the
+   entry), its device is there by address and its filesystem mounted with DAX, converged;
+2. the region removed: the option leaves both files, and after the reboot the device and
+   the mount are gone, the memory is the system's again;
+3. an invalid config: a located error, and ``/etc/kernel/cmdline`` and the ESP's entry are
+   unchanged byte for byte.
+
+Serial console: ``tests/vm/artifacts/<test>/console.log``; every step:
+``tests/vm/artifacts/uefi-guest/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.vm.conftest import ARTIFACTS
+from tests.vm.e2e import (
+    ConsoleSlices,
+    DebError,
+    Journey,
+    RegionSpec,
+    build_pmemd_deb,
+    device_at,
+    failed_units,
+    memmap_options,
+    mount_at,
+    render_config,
+    size_bytes,
+)
+from tests.vm.image import UEFI, ImageError, ensure_with_debs
+from tests.vm.qemu import Guest
+
+pytestmark = pytest.mark.vm
+
+DATA = RegionSpec("data", "512M", "1G", "xfs", "/pmem-data")
+BOOTS = 4
+TOTAL_TIMEOUT = 2400.0
+KERNEL_CMDLINE = "/etc/kernel/cmdline"
+# the ESP's entries, as a step lists them (their names carry the machine id and the kernel)
+ENTRIES = "cat /efi/loader/entries/*.conf\n"
+
+
+@dataclasses.dataclass
+class Trip:
+    journey: Journey
+    console: ConsoleSlices
+    prepared: float
+    done: set[int] = dataclasses.field(default_factory=set)
+    seen: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def require(self, scenario: int) -> None:
+        if scenario not in self.done:
+            pytest.fail(f"scenario {scenario} did not complete, and this one starts from the "
+                        "machine it leaves (see its failure)", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trip]:
+    started = time.monotonic()
+    try:
+        deb = build_pmemd_deb(tmp_path_factory.mktemp("deb"))
+        image = ensure_with_debs([deb], family=UEFI)
+    except (DebError, ImageError) as err:
+        pytest.fail(f"the UEFI guest cannot be prepared: {err}", pytrace=False)
+    guest = Guest(image.path, ARTIFACTS / "uefi-guest", max_boots=BOOTS,
+                  timeout=TOTAL_TIMEOUT, uefi=True)
+    console = ConsoleSlices(guest.console_log)
+    guest.start()
+    try:
+        yield Trip(Journey(guest), console, time.monotonic() - started)
+    finally:
+        guest.close()
+
+
+@pytest.fixture
+def scenario(trip: Trip, vm_artifacts: Path,
+             vm_timing: Callable[[str, float], None]) -> Iterator[Trip]:
+    trip.console.mark()
+    started = time.monotonic()
+    try:
+        yield trip
+    finally:
+        trip.console.save(vm_artifacts / "console.log")
+        vm_timing("scenario", time.monotonic() - started)
+
+
+def boot_files(journey: Journey, name: str) -> tuple[str, str]:
+    """``/etc/kernel/cmdline`` and the ESP's entries, as they are now."""
+    step = journey.check(f"cat {KERNEL_CMDLINE}\necho ---\n{ENTRIES}", name)
+    cmdline, _, entries = step.stdout.partition("---\n")
+    return cmdline, entries
+
+
+def entry_options(entries: str) -> list[list[str]]:
+    return [line.split()[1:] for line in entries.splitlines() if line.startswith("options")]
+
+
+def assert_dax_mount(snapshot: dict[str, Any], region: RegionSpec) -> None:
+    found = device_at(snapshot, size_bytes(region.offset))
+    assert found is not None, f"no /dev/pmem device at {region.offset}: {snapshot['devices']}"
+    mount = mount_at(snapshot, region.mountpoint)
+    assert mount is not None and mount["source"] == f"/dev/{found[0]}", snapshot["mounts"]
+    assert "dax=always" in mount["options"], mount
+
+
+def test_systemd_boot_is_detected_written_and_booted(
+        scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
+    trip, journey = scenario, scenario.journey
+    vm_timing(".deb build + UEFI image with it installed", trip.prepared)
+    first = journey.first_boot()
+    vm_timing("boot 1 (OVMF, systemd-boot) to multi-user", first.seconds)
+    loader = journey.check("bootctl status --no-pager 2>&1 | grep -i -e 'Product' "
+                           "-e 'Current Entry' || true\n", "bootctl").stdout
+    assert "systemd-boot" in loader, loader  # the firmware ran systemd-boot
+    before_cmdline, before_entries = boot_files(journey, "files-before")
+
+    journey.install_config(render_config([DATA], reboot="never"))
+    plan = journey.snapshot("planned", wait=False)["pmemd_plan_json"]
+    assert plan["bootloader"]["backend"] == "kernel-install", plan["bootloader"]
+    assert plan["trial"]["next_change"] == "direct", plan["trial"]
+    assert "systemd-boot" in plan["trial"]["why"], plan["trial"]
+    reconciled = journey.reconcile_unit("reconcile")
+    assert (reconciled["result"], reconciled["status"]) == ("success", "5"), reconciled
+    cmdline, entries = boot_files(journey, "files-after")
+    assert cmdline.split() == [*before_cmdline.split(), DATA.memmap], cmdline
+    options = entry_options(entries)
+    assert options and all(DATA.memmap in o for o in options), entries
+    assert entries != before_entries
+
+    second = journey.guest.reboot()
+    vm_timing("reboot (systemd-boot) to multi-user", second.seconds)
+    booted = journey.snapshot("booted")
+    assert memmap_options(booted["cmdline"]) == [DATA.memmap], booted["cmdline"]
+    assert_dax_mount(booted, DATA)
+    assert booted["pmemctl_status_json"]["State"] == "converged", booted["pmemctl_status"]
+    assert booted["system_state"] == "running", failed_units(booted)
+    trip.seen.update(booted=booted)
+    trip.done.add(1)
+
+
+def test_removing_the_region_takes_its_option_off_the_esp(
+        scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
+    trip, journey = scenario, scenario.journey
+    trip.require(1)
+    journey.install_config(render_config([], reboot="auto"))
+    started = time.monotonic()
+    journey.reconcile_reboots("reconcile-removes")
+    vm_timing("reconcile's reboot to multi-user", time.monotonic() - started)
+    after = journey.snapshot("removed")
+    cmdline, entries = boot_files(journey, "files-removed")
+    assert "memmap=" not in cmdline and "memmap=" not in entries, (cmdline, entries)
+    assert memmap_options(after["cmdline"]) == [] and after["devices"] == {}
+    assert mount_at(after, DATA.mountpoint) is None
+    returned = (after["mem_total_kib"] - trip.seen["booted"]["mem_total_kib"]) * 1024
+    assert abs(returned - size_bytes(DATA.size)) < 8 << 20, returned
+    assert after["pmemctl_status_json"]["State"] == "converged", after["pmemctl_status"]
+    assert journey.guest.boots == 3
+    trip.done.add(2)
+
+
+def test_an_invalid_config_leaves_the_esp_alone(scenario: Trip) -> None:
+    trip, journey = scenario, scenario.journey
+    trip.require(2)
+    before = boot_files(journey, "files-before")
+    text = render_config([dataclasses.replace(DATA, size="0512M")], reboot="auto")
+    line = text.splitlines().index("    size: 0512M") + 1
+    journey.install_config(text)
+    reconciled = journey.reconcile_unit("reconcile-invalid")
+    assert (reconciled["result"], reconciled["status"]) == ("exit-code", "3"), reconciled
+    assert f"/etc/pmemd.yaml:{line}:11: regions[0].size:" in reconciled["journal"]
+    assert boot_files(journey, "files-after") == before
+    assert journey.guest.poweroff() == 0
+    assert journey.guest.boots == 3
+    trip.done.add(3)
