@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -48,7 +47,7 @@ def test_dry_run_records_changes_and_runs_queries() -> None:
 def _leaves_a_child(marker: Path) -> list[str]:
     """A tool that starts a helper in the background (as update-grub starts grub-mkconfig)
     which writes ``marker`` after 2 s, and then hangs."""
-    return ["sh", "-c", f"(sleep 2; echo late > {marker}) & sleep 30"]
+    return ["sh", "-c", f"(sleep 2; echo late > {marker}) & sleep 3031"]
 
 
 def test_a_timeout_kills_the_tool_and_every_process_it_started(tmp_path: Path) -> None:
@@ -69,7 +68,11 @@ def test_an_interrupted_caller_kills_the_tool_and_its_children(tmp_path: Path) -
               f"Runner().run({_leaves_a_child(marker)!r})\n")
     process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE,
                                text=True)
-    threading.Timer(0.8, process.send_signal, [signal.SIGINT]).start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and subprocess.run(
+            ["pgrep", "-f", "sleep 3031"], capture_output=True, check=False).returncode:
+        time.sleep(0.05)  # until the tool runs (a loaded machine starts Python slowly)
+    process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=20)
     assert "KeyboardInterrupt" in err
     time.sleep(3)
