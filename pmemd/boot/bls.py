@@ -112,13 +112,20 @@ def edit_entry_options(text: str, edit: CmdlineEdit) -> str:
 TRIAL_TITLE = "pmemd trial boot: "
 
 
-def trial_copy(text: str, options: str) -> str:
+SORT_KEY = "sort-key"
+
+
+def trial_copy(text: str, options: str, sort_key: str | None = None) -> str:
     """(pure) A type #1 entry's file ``text`` as the trial entry: the same kernel, initrd
-    and every other line, the title marked, one ``options`` line with ``options``."""
+    and every other line, the title marked, one ``options`` line with ``options`` (and,
+    given ``sort_key``, that ``sort-key``)."""
     out: list[str] = []
     placed = False
     for line in text.splitlines():
         field = _split_line(line)
+        if field is not None and field[0] == SORT_KEY and sort_key is not None:
+            out.append(f"{SORT_KEY} {sort_key}")
+            continue
         if field is not None and field[0] == OPTIONS:
             if not placed:
                 out.append(f"{OPTIONS} {options}")

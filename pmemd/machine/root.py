@@ -228,6 +228,11 @@ class Machine:
         return self.path("/boot/efi/EFI")
 
     @property
+    def efivars(self) -> Path:
+        """Where the kernel shows the UEFI variables (efivarfs)."""
+        return self.path("/sys/firmware/efi/efivars")
+
+    @property
     def sys_firmware_efi(self) -> Path:
         """Present when the running system was booted through UEFI."""
         return self.path("/sys/firmware/efi")

@@ -32,7 +32,7 @@ cleanup() {
         rmdir --ignore-fail-on-non-empty /dev/disk/by-uuid /dev/disk 2>/dev/null
     fi
     if [ -n "$mnt" ]; then
-        for sub in sys proc dev/pts dev; do
+        for sub in efi sys proc dev/pts dev; do
             mountpoint -q "$mnt/$sub" && umount "$mnt/$sub"
         done
         mountpoint -q "$mnt" && umount "$mnt"
@@ -181,9 +181,11 @@ build_uefi() {
     log "systemd-boot and kernel-install's entry, into a directory that becomes the ESP"
     bind_system
     mkdir -p "$mnt/efi" "$mnt/etc/kernel"
+    # bootctl wants the ESP to be a file system's root: a tmpfs there while it is built
+    mount -t tmpfs -o mode=0700 pmemd-esp "$mnt/efi"
     echo "root=UUID=$uuid ro console=ttyS0,115200" >"$mnt/etc/kernel/cmdline"
     echo "layout=bls" >"$mnt/etc/kernel/install.conf"
-    # /efi is a plain directory here (the host has no vfat): relax bootctl's ESP checks;
+    # /efi is no FAT file system here (the host has no vfat): relax bootctl's ESP checks;
     # no EFI variables in a chroot: the firmware finds EFI/BOOT/BOOTX64.EFI by itself.
     in_root env SYSTEMD_RELAX_ESP_CHECKS=1 bootctl install --esp-path=/efi --no-variables \
         --make-entry-directory=yes
@@ -203,7 +205,7 @@ build_uefi() {
     mcopy -s -i "$esp_image" "$mnt"/efi/* ::
     dd if="$esp_image" of="$esp" bs=1M conv=fsync status=none
     rm -f "$esp_image"
-    find "$mnt/efi" -mindepth 1 -delete   # the mount point of the ESP from now on
+    umount "$mnt/efi"   # an empty directory: the mount point of the ESP from now on
     log "built $out (root UUID $uuid, ESP UUID ${ESP_SERIAL:0:4}-${ESP_SERIAL:4:4})"
 }
 

@@ -4,6 +4,13 @@
 
 The entries are edited directly rather than regenerated with ``kernel-install add``:
 regenerating re-runs every install plugin (initramfs builds included) at boot time.
+
+A trial boot is pmemd's own entry ``pmemd-trial.conf``, a copy of the default entry with
+the trial's command line, selected for one boot with ``bootctl set-oneshot`` (an EFI
+variable systemd-boot removes before it starts the kernel). The copy's ``sort-key`` sorts
+after the default entry's, so that it never becomes the default: without a ``sort-key`` on
+the default entry (systemd-boot then orders by file name), or with a ``default`` in
+loader.conf that would match it, there is no trial.
 """
 
 from __future__ import annotations
@@ -12,10 +19,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pmemd.boot.backends.base import Backend, BootWrite, FileWrite, NextBoot, Probe, file_write
-from pmemd.boot.bls import edit_entry_options, match_glob, menu_order, parse_bls_entry
-from pmemd.core.cmdline import CmdlineEdit, edit_args_text, parse_cmdline, render_cmdline
+from pmemd.boot.backends.base import (
+    Backend,
+    BootWrite,
+    FileWrite,
+    NextBoot,
+    Probe,
+    file_write,
+    on_target,
+)
+from pmemd.boot.bls import (
+    SORT_KEY,
+    edit_entry_options,
+    match_glob,
+    menu_order,
+    parse_bls_entry,
+    trial_copy,
+)
+from pmemd.core.cmdline import (
+    Cmdline,
+    CmdlineEdit,
+    check_writable,
+    edit_args_text,
+    parse_cmdline,
+    render_cmdline,
+)
 from pmemd.core.model import BootloaderChoice
+from pmemd.errors import MachineError
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 
@@ -24,6 +54,8 @@ ENTRIES = "loader/entries"
 SYSTEMD_BOOT_GLOB = "EFI/systemd/systemd-boot*.efi"
 # What kernel-install drops when it falls back to /proc/cmdline (90-loaderentry.install).
 _NOT_FOR_NEW_ENTRIES = ("BOOT_IMAGE", "initrd")
+TRIAL_ID = "pmemd-trial"  # the trial entry: loader/entries/pmemd-trial.conf
+TRIAL_SORT_SUFFIX = "-pmemd-trial"  # appended to the default's sort-key: sorts after it
 
 
 def find_boot_root(machine: Machine) -> Path | None:
@@ -60,7 +92,20 @@ class KernelInstall(Backend):
         return self.boot_root / ENTRIES
 
     def _entry_files(self) -> list[Path]:
-        return sorted(self.entries_dir.glob("*.conf")) if self.entries_dir.is_dir() else []
+        """The entries, not pmemd's trial entry (never the default, never edited)."""
+        if not self.entries_dir.is_dir():
+            return []
+        return sorted(p for p in self.entries_dir.glob("*.conf")
+                      if p.name != f"{TRIAL_ID}.conf")
+
+    def _default_pattern(self) -> str | None:
+        """loader.conf's ``default`` (a glob over entry ids), if any."""
+        pattern = None
+        for line in (self.machine.read_text(self.boot_root / LOADER_CONF) or "").splitlines():
+            key, _, value = line.strip().partition(" ")
+            if key == "default" and value.strip():
+                pattern = value.strip()
+        return pattern
 
     def read_next_boot(self) -> NextBoot:
         m = self.machine
@@ -73,11 +118,7 @@ class KernelInstall(Backend):
         if not ordered:
             return NextBoot(None, str(self.entries_dir), note="no Linux entries")
         conf = self.boot_root / LOADER_CONF
-        pattern = None
-        for line in (m.read_text(conf) or "").splitlines():
-            key, _, value = line.strip().partition(" ")
-            if key == "default" and value.strip():
-                pattern = value.strip()
+        pattern = self._default_pattern()
         chosen = match_glob(ordered, pattern) if pattern and not pattern.startswith("@") \
             else None
         if chosen is not None:
@@ -117,16 +158,67 @@ class KernelInstall(Backend):
             files.extend(file_write(path, edit_entry_options(text, wanted), text))
         return BootWrite(files=tuple(files))
 
+    @property
+    def _trial_path(self) -> Path:
+        return self.entries_dir / f"{TRIAL_ID}.conf"
+
     def trial_support(self, runner: Runner) -> str | None:
         del runner
-        return ("pmemd has no trial boot for systemd-boot yet (its one-time selection, "
-                "bootctl set-oneshot, is an EFI variable pmemd has not proven through a real "
-                "reboot)")
+        m = self.machine
+        if m.program("bootctl") is None:
+            return "no bootctl program (systemd-boot's one-time selection)"
+        if not m.efivars.is_dir():
+            return (f"no EFI variables ({on_target(m, m.efivars)}): bootctl set-oneshot "
+                    "needs them")
+        pattern = self._default_pattern()
+        if pattern is not None and match_glob([parse_bls_entry(TRIAL_ID, "")], pattern):
+            return (f"'default {pattern}' in {self.boot_root / LOADER_CONF} would also match "
+                    "a trial entry")
+        source = self.read_next_boot().source
+        entry = parse_bls_entry(TRIAL_ID, m.read_text(Path(source)) or "")
+        if entry.value(SORT_KEY) is None:
+            return (f"the default entry ({source}) has no sort-key: systemd-boot would sort "
+                    "a trial entry before it")
+        return None
+
+    def plan_trial(self, current: NextBoot, owned: Sequence[str], trial: Sequence[str]
+                   ) -> BootWrite:
+        m = self.machine
+        if current.cmdline is None:
+            raise MachineError(f"no default entry to copy for the trial ({current.source})")
+        text = m.read_text(Path(current.source))
+        if text is None:
+            raise MachineError(f"{current.source}: no such file")
+        key = parse_bls_entry(TRIAL_ID, text).value(SORT_KEY)
+        options = edit_args_text(" ".join(a.text for a in current.cmdline.args),
+                                 CmdlineEdit(add=tuple(map(check_writable, trial)),
+                                             remove=tuple(owned)))
+        copy = trial_copy(text, options, None if key is None else key + TRIAL_SORT_SUFFIX)
+        files = file_write(self._trial_path, copy, m.read_text(self._trial_path), own=True)
+        return BootWrite(files=files,
+                         commands=(("bootctl", "set-oneshot", f"{TRIAL_ID}.conf"),))
+
+    def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
+                       previous: Sequence[str] = ()) -> BootWrite:
+        m = self.machine
+        edit = CmdlineEdit(add=tuple(a for a in owned if a not in previous),
+                           remove=tuple(a for a in previous if a not in owned))
+        commit = self.plan_write(current, edit, owned)  # the cmdline and the entries
+        files = file_write(self._trial_path, None, m.read_text(self._trial_path), own=True)
+        # an empty name removes the one-time selection (if the trial boot did not use it)
+        return BootWrite(files=(*files, *commit.files),
+                         commands=(("bootctl", "set-oneshot", ""),))
+
+    def read_trial(self) -> Cmdline | None:
+        text = self.machine.read_text(self._trial_path)
+        if text is None:
+            return None
+        return parse_cmdline(parse_bls_entry(TRIAL_ID, text).options())
 
     def inputs(self) -> tuple[Path, ...]:
         m = self.machine
         return (m.etc_kernel_cmdline, m.usr_lib_kernel_cmdline, self.boot_root / LOADER_CONF,
-                self.entries_dir, *self._entry_files())
+                self.entries_dir, *self._entry_files(), self._trial_path)
 
 
 def probe(machine: Machine) -> Probe:
