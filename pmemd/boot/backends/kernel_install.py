@@ -56,6 +56,8 @@ SYSTEMD_BOOT_GLOB = "EFI/systemd/systemd-boot*.efi"
 _NOT_FOR_NEW_ENTRIES = ("BOOT_IMAGE", "initrd")
 TRIAL_ID = "pmemd-trial"  # the trial entry: loader/entries/pmemd-trial.conf
 TRIAL_SORT_SUFFIX = "-pmemd-trial"  # appended to the default's sort-key: sorts after it
+# systemd-boot's one-time selection, in efivarfs (vendor: the Boot Loader Interface's GUID)
+ONE_SHOT_VARIABLE = "LoaderEntryOneShot-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 
 
 def find_boot_root(machine: Machine) -> Path | None:
@@ -205,9 +207,11 @@ class KernelInstall(Backend):
                            remove=tuple(a for a in previous if a not in owned))
         commit = self.plan_write(current, edit, owned)  # the cmdline and the entries
         files = file_write(self._trial_path, None, m.read_text(self._trial_path), own=True)
-        # an empty name removes the one-time selection (if the trial boot did not use it)
+        # systemd-boot removes the selection as it boots the entry; one left (the trial
+        # boot never happened) goes: an empty name removes it
+        left = (m.efivars / ONE_SHOT_VARIABLE).exists()
         return BootWrite(files=(*files, *commit.files),
-                         commands=(("bootctl", "set-oneshot", ""),))
+                         commands=(("bootctl", "set-oneshot", ""),) if left else ())
 
     def read_trial(self) -> Cmdline | None:
         text = self.machine.read_text(self._trial_path)
