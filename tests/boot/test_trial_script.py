@@ -23,7 +23,7 @@ SCRIPT = REPO / "etc/grub.d/42_pmemd_trial"
 # variables as Debian's.
 UBUNTU_10_LINUX = r"""#!/bin/sh
 cat <<END
-menuentry 'Ubuntu' --class ubuntu --class gnu-linux --class gnu --class os \$menuentry_id_option 'gnulinux-simple-5f1c' {
+menuentry 'Ubuntu' --class ubuntu --class os \$menuentry_id_option 'gnulinux-simple-5f1c' {
 	recordfail
 	load_video
 	gfxmode \$linux_gfx_mode
@@ -31,10 +31,10 @@ menuentry 'Ubuntu' --class ubuntu --class gnu-linux --class gnu --class os \$men
 	insmod part_gpt
 	insmod ext2
 	search --no-floppy --fs-uuid --set=root 5f1c
-	linux	/boot/vmlinuz-6.8.0-45-generic root=UUID=5f1c ro $GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT
+	linux	/boot/vmlinuz-6.8.0-45 root=UUID=5f1c ro $GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT
 	initrd	/boot/initrd.img-6.8.0-45-generic
 }
-menuentry 'Ubuntu, with Linux 6.8.0-44-generic' --class ubuntu \$menuentry_id_option 'gnulinux-6.8.0-44' {
+menuentry 'Ubuntu, with Linux 6.8.0-44' --class ubuntu \$menuentry_id_option 'gnulinux-6.8.0-44' {
 	recordfail
 	linux	/boot/vmlinuz-6.8.0-44-generic root=UUID=5f1c ro $GRUB_CMDLINE_LINUX
 }
