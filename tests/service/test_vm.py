@@ -87,7 +87,7 @@ def test_the_sandboxed_service_applies_mounts_and_formats(
                         name="apply", timeout=600).check()
     assert applied.stdout.startswith('sas "reboot-required"'), applied.stdout
     assert "memmap=512M!1G" in applied.stdout and "ActiveState=active" in applied.stdout
-    assert "CapBnd:\t0000000000200000" in applied.stdout  # CAP_SYS_ADMIN only
+    assert "CapBnd:\t0000000000200200" in applied.stdout  # CAP_SYS_ADMIN, CAP_LINUX_IMMUTABLE
 
     # Not root: the real polkit says no, and nothing changes.
     denied = guest.run("runuser -u nobody -- " + busctl("call", MANAGER, "SetConfig", "sb",
