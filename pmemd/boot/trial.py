@@ -104,7 +104,7 @@ def end_trial(machine: Machine, runner: Runner, backend: Backend, state: State,
     owned = trial.options if commit else state.owned
     edit = CmdlineEdit(add=tuple(a for a in owned if a not in state.owned),
                        remove=tuple(a for a in state.owned if a not in owned))
-    write = backend.plan_end_trial(current, owned, state.owned)
+    write = backend.plan_end_trial(current, owned, edit)
     after = replace(state, owned=owned, trial=trial,
                     bootloader=backend.kind.value if owned else None)
 

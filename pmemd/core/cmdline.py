@@ -9,7 +9,7 @@ begins."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 _SPACE = " \t\n\v\f\r"
@@ -174,6 +174,13 @@ def _append(text: str, addition: str) -> str:
         return text[:lead] + addition + text[lead:]
     last = spans[-1][1]
     return text[:last] + " " + addition + text[last:]
+
+
+def trial_args_text(text: str, owned: Sequence[str], trial: Sequence[str]) -> str:
+    """A command line's ``text`` as a trial entry carries it: pmemd's ``owned`` options
+    replaced by ``trial``'s (each one pmemd may write), every other byte kept."""
+    return edit_args_text(text, CmdlineEdit(add=tuple(map(check_writable, trial)),
+                                            remove=tuple(owned)))
 
 
 def edit_args_text(text: str, edit: CmdlineEdit) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pmemd.core.cmdline import Cmdline, CmdlineEdit
 from pmemd.core.model import BootloaderChoice
+from pmemd.errors import MachineError
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 
@@ -101,10 +102,11 @@ class Backend(ABC):
         raise NotImplementedError(self.trial_support(Runner(dry_run=True)))
 
     def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
-                       previous: Sequence[str] = ()) -> BootWrite:
+                       edit: CmdlineEdit) -> BootWrite:
         """What to write and run so that no trial entry is left and nothing selects it, the
         default entry carrying ``owned`` (the options tried, on commit; the old ones, on
-        failure or abort) instead of ``previous`` (what pmemd owned while the trial ran)."""
+        failure or abort): ``edit`` turns what it carries now into that (empty unless
+        committing)."""
         raise NotImplementedError(self.trial_support(Runner(dry_run=True)))
 
     def read_trial(self) -> Cmdline | None:
@@ -124,6 +126,17 @@ class Probe:
 def on_target(machine: Machine, path: Path) -> str:
     """``path`` (under the machine's root) as the machine itself names it."""
     return "/" + str(path.relative_to(machine.root)).removeprefix(".")
+
+
+def default_entry_file(machine: Machine, current: NextBoot) -> tuple[str, Cmdline]:
+    """The default entry's file and command line, which a trial entry copies (BLS and
+    loader entries: one file per entry)."""
+    if current.cmdline is None:
+        raise MachineError(f"no default entry to copy for the trial ({current.source})")
+    text = machine.read_text(Path(current.source))
+    if text is None:
+        raise MachineError(f"{current.source}: no such file")
+    return text, current.cmdline
 
 
 def file_write(path: Path, new: str | None, old: str | None, *, own: bool = False

@@ -18,14 +18,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, Probe, file_write, on_target
+from pmemd.boot.backends.base import (
+    Backend,
+    BootWrite,
+    NextBoot,
+    Probe,
+    default_entry_file,
+    file_write,
+    on_target,
+)
 from pmemd.boot.backends.grub import pending_selection, read_grubenv
 from pmemd.boot.bls import BlsEntry, find_entry, menu_order, parse_bls_entry, trial_copy
 from pmemd.boot.grubenv import probe_grubenv
-from pmemd.core.cmdline import Cmdline, CmdlineEdit, check_writable, edit_args_text, parse_cmdline
+from pmemd.core.cmdline import (
+    Cmdline,
+    CmdlineEdit,
+    parse_cmdline,
+    render_cmdline,
+    trial_args_text,
+)
 from pmemd.core.memmap import MEMMAP_KEY
 from pmemd.core.model import BootloaderChoice
-from pmemd.errors import BootConfigError, MachineError
+from pmemd.errors import BootConfigError
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 
@@ -33,15 +47,14 @@ TOOL = "grubby"
 TRIAL_ID = "pmemd-trial"  # the trial entry's BLS id: loader/entries/pmemd-trial.conf
 
 
-def read_bls_entries(machine: Machine, directory: Path, *, trial: bool = False
-                     ) -> list[BlsEntry]:
-    """The type #1 entries (``*.conf``) of a ``loader/entries`` directory, newest first
-    (``trial``: with pmemd's trial entry, which is never the default)."""
+def read_bls_entries(machine: Machine, directory: Path) -> list[BlsEntry]:
+    """The type #1 entries (``*.conf``) of a ``loader/entries`` directory, newest first;
+    not pmemd's trial entry, which is never the default."""
     if not directory.is_dir():
         return []
     entries = []
     for path in sorted(directory.glob("*.conf")):
-        if path.name == f"{TRIAL_ID}.conf" and not trial:
+        if path.name == f"{TRIAL_ID}.conf":
             continue
         text = machine.read_text(path)
         if text is not None:
@@ -143,25 +156,16 @@ class Grubby(Backend):
     def plan_trial(self, current: NextBoot, owned: Sequence[str], trial: Sequence[str]
                    ) -> BootWrite:
         m = self.machine
-        if current.cmdline is None:
-            raise MachineError(f"no default BLS entry to copy for the trial ({current.source})")
-        source = Path(current.source)
-        text = m.read_text(source)
-        if text is None:
-            raise MachineError(f"{source}: no such file")
-        options = edit_args_text(" ".join(a.text for a in current.cmdline.args),
-                                 CmdlineEdit(add=tuple(map(check_writable, trial)),
-                                             remove=tuple(owned)))
+        text, cmdline = default_entry_file(m, current)
+        options = trial_args_text(render_cmdline(a.text for a in cmdline.args), owned, trial)
         files = file_write(self._trial_path, trial_copy(text, options),
                            m.read_text(self._trial_path), own=True)
         return BootWrite(files=files, commands=(("grub2-reboot", TRIAL_ID),),
                          tool_files=self._env_paths())
 
     def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
-                       previous: Sequence[str] = ()) -> BootWrite:
+                       edit: CmdlineEdit) -> BootWrite:
         m = self.machine
-        edit = CmdlineEdit(add=tuple(a for a in owned if a not in previous),
-                           remove=tuple(a for a in previous if a not in owned))
         commit = self.plan_write(current, edit, owned)  # grubby on the entries, on commit
         files = file_write(self._trial_path, None, m.read_text(self._trial_path), own=True)
         unset = ("grub2-editenv", on_target(m, m.grub2_env), "unset", "next_entry")

@@ -25,6 +25,7 @@ from pmemd.boot.backends.base import (
     FileWrite,
     NextBoot,
     Probe,
+    default_entry_file,
     file_write,
     on_target,
 )
@@ -39,13 +40,12 @@ from pmemd.boot.bls import (
 from pmemd.core.cmdline import (
     Cmdline,
     CmdlineEdit,
-    check_writable,
     edit_args_text,
     parse_cmdline,
     render_cmdline,
+    trial_args_text,
 )
 from pmemd.core.model import BootloaderChoice
-from pmemd.errors import MachineError
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 
@@ -186,25 +186,17 @@ class KernelInstall(Backend):
     def plan_trial(self, current: NextBoot, owned: Sequence[str], trial: Sequence[str]
                    ) -> BootWrite:
         m = self.machine
-        if current.cmdline is None:
-            raise MachineError(f"no default entry to copy for the trial ({current.source})")
-        text = m.read_text(Path(current.source))
-        if text is None:
-            raise MachineError(f"{current.source}: no such file")
+        text, cmdline = default_entry_file(m, current)
         key = parse_bls_entry(TRIAL_ID, text).value(SORT_KEY)
-        options = edit_args_text(" ".join(a.text for a in current.cmdline.args),
-                                 CmdlineEdit(add=tuple(map(check_writable, trial)),
-                                             remove=tuple(owned)))
+        options = trial_args_text(render_cmdline(a.text for a in cmdline.args), owned, trial)
         copy = trial_copy(text, options, None if key is None else key + TRIAL_SORT_SUFFIX)
         files = file_write(self._trial_path, copy, m.read_text(self._trial_path), own=True)
         return BootWrite(files=files,
                          commands=(("bootctl", "set-oneshot", f"{TRIAL_ID}.conf"),))
 
     def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
-                       previous: Sequence[str] = ()) -> BootWrite:
+                       edit: CmdlineEdit) -> BootWrite:
         m = self.machine
-        edit = CmdlineEdit(add=tuple(a for a in owned if a not in previous),
-                           remove=tuple(a for a in previous if a not in owned))
         commit = self.plan_write(current, edit, owned)  # the cmdline and the entries
         files = file_write(self._trial_path, None, m.read_text(self._trial_path), own=True)
         # systemd-boot removes the selection as it boots the entry; one left (the trial

@@ -31,7 +31,11 @@ from pmemd.boot.backends.update_grub import TRIAL_ID
 from pmemd.boot.defaultgrub import edit_default_grub, find_assignment, read_variable
 from pmemd.boot.grubcfg import find_entry, parse_grub_cfg
 from pmemd.boot.grubenv import probe_grubenv
-from pmemd.core.cmdline import Cmdline, CmdlineEdit, check_writable, edit_args_text
+from pmemd.core.cmdline import (
+    Cmdline,
+    CmdlineEdit,
+    trial_args_text,
+)
 from pmemd.core.model import BootloaderChoice
 from pmemd.errors import MachineError, NoBootloader
 from pmemd.machine.root import CONFIG_PATH, Machine
@@ -164,10 +168,7 @@ class Grub2Mkconfig(Backend):
         if old is None:
             raise MachineError(f"{shown}: no such file; {self.tool} needs it")
         found = find_assignment(old, shown)
-        value = edit_args_text(found.value if found is not None else "",
-                               CmdlineEdit(add=tuple(trial), remove=tuple(owned)))
-        for arg in trial:
-            check_writable(arg)
+        value = trial_args_text(found.value if found is not None else "", owned, trial)
         quoted = "'" + value.replace("'", "'\\''") + "'"
         return (f"# Written by pmemd from {CONFIG_PATH} while a trial boot is armed: the\n"
                 "# one-time entry's kernel command line, which only /etc/grub.d/42_pmemd_trial\n"
@@ -190,7 +191,7 @@ class Grub2Mkconfig(Backend):
                                      out.parent / "grubenv"))
 
     def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
-                       previous: Sequence[str] = ()) -> BootWrite:
+                       edit: CmdlineEdit) -> BootWrite:
         del current
         m = self.machine
         out = self._output
@@ -199,8 +200,7 @@ class Grub2Mkconfig(Backend):
         if old is None:
             raise MachineError(f"{m.etc_default_grub}: no such file; {self.tool} needs it")
         # on commit the default entry's options become the trial's, in the admin's file
-        wanted = CmdlineEdit(add=tuple(owned), remove=tuple(a for a in previous
-                                                            if a not in owned))
+        wanted = CmdlineEdit(add=tuple(owned), remove=edit.remove)
         files = (*file_write(m.etc_default_grub,
                              edit_default_grub(old, wanted, str(m.etc_default_grub)), old),
                  *file_write(m.grub_trial_dropin, None, m.read_text(m.grub_trial_dropin),

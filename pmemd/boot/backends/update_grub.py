@@ -107,8 +107,8 @@ class UpdateGrub(Backend):
                                      m.grub_env))
 
     def plan_end_trial(self, current: NextBoot, owned: Sequence[str],
-                       previous: Sequence[str] = ()) -> BootWrite:
-        del current, previous  # the drop-in is pmemd's alone: written whole
+                       edit: CmdlineEdit) -> BootWrite:
+        del current, edit  # the drop-in is pmemd's alone: written whole
         m = self.machine
         files = file_write(m.grub_dropin, render_dropin(owned), m.read_text(m.grub_dropin),
                            own=True)
