@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,3 +85,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for part, seconds in sorted(_SPENT.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{seconds:8.1f} s  tests/{part}")
     terminalreporter.write_line(f"{sum(_SPENT.values()):8.1f} s  in all")
+
+
+@contextlib.contextmanager
+def sigint_as_at_a_terminal() -> Iterator[None]:
+    """Children started inside get SIGINT's default disposition (Python in them then raises
+    KeyboardInterrupt), even when this run ignores SIGINT, as a background job of a
+    non-interactive shell does: an ignored signal stays ignored across exec, a handled one
+    goes back to its default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -25,7 +25,7 @@ from tests.boot.conftest import (
     with_standins,
     write_config,
 )
-from tests.conftest import REPO, run_pmemd
+from tests.conftest import REPO, run_pmemd, sigint_as_at_a_terminal
 
 Tree = Callable[..., Path]
 M1, M2 = "memmap=4G!12G", "memmap=2G!10G"
@@ -159,9 +159,10 @@ def test_an_interrupted_reconcile_puts_every_file_back(fedora: Path, signum: int
     grubby.write_text("#!/bin/sh\n/sbin/grubby.real \"$@\" && exec sleep 3017\n")
     grubby.chmod(0o755)
     before = bootloader_files(fedora)
-    process = subprocess.Popen([sys.executable, "-m", "pmemd", "reconcile", "--root",
-                                str(fedora)], cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    with sigint_as_at_a_terminal():
+        process = subprocess.Popen([sys.executable, "-m", "pmemd", "reconcile", "--root",
+                                    str(fedora)], cwd=REPO, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and subprocess.run(
             ["pgrep", "-f", "sleep 3017"], capture_output=True, check=False).returncode:

@@ -14,6 +14,7 @@ import pytest
 
 from pmemd.errors import CommandError
 from pmemd.machine.runner import Runner
+from tests.conftest import sigint_as_at_a_terminal
 
 
 def test_output_and_exit_status() -> None:
@@ -66,8 +67,9 @@ def test_an_interrupted_caller_kills_the_tool_and_its_children(tmp_path: Path) -
     marker = tmp_path / "moved-into-place"
     script = (f"from pmemd.machine.runner import Runner\n"
               f"Runner().run({_leaves_a_child(marker)!r})\n")
-    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE,
-                               text=True)
+    with sigint_as_at_a_terminal():
+        process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE,
+                                   text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and subprocess.run(
             ["pgrep", "-f", "sleep 3031"], capture_output=True, check=False).returncode:
