@@ -112,6 +112,14 @@ class Grub2Mkconfig(Backend):
     def _output(self) -> Path:
         return grub_cfg_output(self.machine, self.tool).path
 
+    def _default_grub(self) -> str:
+        """The admin's /etc/default/grub, which the tool needs."""
+        m = self.machine
+        text = m.read_text(m.etc_default_grub)
+        if text is None:
+            raise MachineError(f"{m.etc_default_grub}: no such file; {self.tool} needs it")
+        return text
+
     def _sibling(self, name: str) -> str:
         """GRUB's other programs by this tool's prefix (grub2-reboot, grub-editenv, …)."""
         return Path(self.tool).name.replace("mkconfig", name)
@@ -124,9 +132,7 @@ class Grub2Mkconfig(Backend):
     def plan_write(self, current: NextBoot, edit: CmdlineEdit,
                    owned_after: Sequence[str]) -> BootWrite:
         m = self.machine
-        old = m.read_text(m.etc_default_grub)
-        if old is None:
-            raise MachineError(f"{m.etc_default_grub}: no such file; {self.tool} needs it")
+        old = self._default_grub()
         # The admin's file must carry what pmemd owns even if grub.cfg does (the next
         # grub2-mkconfig, e.g. after a kernel update, would drop it otherwise).
         wanted = CmdlineEdit(add=tuple(owned_after), remove=edit.remove)
@@ -156,17 +162,14 @@ class Grub2Mkconfig(Backend):
         for name in ("reboot", "editenv", "probe"):
             if m.program(self._sibling(name)) is None:
                 return f"no {self._sibling(name)} program beside {self.tool}"
-        return probe_grubenv(m, runner, self._output.parent / "grubenv",
-                             self._sibling("probe"))
+        return probe_grubenv(m, runner, env, self._sibling("probe"))
 
     def _trial_dropin(self, owned: Sequence[str], trial: Sequence[str]) -> str:
         """The trial entry's GRUB_CMDLINE_LINUX: the admin's value, pmemd's options
         replaced by the trial's; read by /etc/grub.d/42_pmemd_trial only."""
         m = self.machine
         shown = str(m.etc_default_grub)
-        old = m.read_text(m.etc_default_grub)
-        if old is None:
-            raise MachineError(f"{shown}: no such file; {self.tool} needs it")
+        old = self._default_grub()
         found = find_assignment(old, shown)
         value = trial_args_text(found.value if found is not None else "", owned, trial)
         quoted = "'" + value.replace("'", "'\\''") + "'"
@@ -196,9 +199,7 @@ class Grub2Mkconfig(Backend):
         m = self.machine
         out = self._output
         env = out.parent / "grubenv"
-        old = m.read_text(m.etc_default_grub)
-        if old is None:
-            raise MachineError(f"{m.etc_default_grub}: no such file; {self.tool} needs it")
+        old = self._default_grub()
         # on commit the default entry's options become the trial's, in the admin's file
         wanted = CmdlineEdit(add=tuple(owned), remove=edit.remove)
         files = (*file_write(m.etc_default_grub,
