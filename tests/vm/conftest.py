@@ -7,6 +7,7 @@ run here, the tests fail and say what is missing; they are never skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.vm.image import Image, ImageError, ensure_base
+from tests.vm.e2e import ConsoleSlices, DebError, Journey, build_pmemd_deb
+from tests.vm.image import BIOS, UEFI, Family, Image, ImageError, ensure_base, ensure_with_debs
 from tests.vm.qemu import Guest
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -87,3 +89,56 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("end-to-end timings (tests/vm)")
     for test, what, seconds in _TIMINGS:
         terminalreporter.write_line(f"{seconds:7.1f} s  {what}  [{test}]")
+
+
+# --- a guest shared by the scenarios of one module ----------------------------------------
+
+
+@dataclasses.dataclass
+class Trip:
+    """The shared guest and what each scenario leaves for the next."""
+
+    journey: Journey
+    console: ConsoleSlices
+    prepared: float  # seconds to build the .deb and the image with it installed
+    done: set[int] = dataclasses.field(default_factory=set)
+    seen: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def require(self, scenario: int) -> None:
+        if scenario not in self.done:
+            pytest.fail(f"scenario {scenario} did not complete, and this one starts from the "
+                        "machine it leaves (see its failure)", pytrace=False)
+
+
+def guest_trip(tmp_path_factory: pytest.TempPathFactory, name: str, *, max_boots: int,
+               timeout: float, family: Family = BIOS) -> Iterator[Trip]:
+    """For a module's ``trip`` fixture: one guest booted from the ``family`` image with
+    pmemd's .deb from this checkout; its console and steps in ``artifacts/NAME``."""
+    started = time.monotonic()
+    try:
+        deb = build_pmemd_deb(tmp_path_factory.mktemp("deb"))
+        image = ensure_with_debs([deb], family=family)
+    except (DebError, ImageError) as err:
+        pytest.fail(f"the guest {name} cannot be prepared: {err}", pytrace=False)
+    guest = Guest(image.path, ARTIFACTS / name, max_boots=max_boots, timeout=timeout,
+                  uefi=family is UEFI)
+    console = ConsoleSlices(guest.console_log)
+    guest.start()
+    try:
+        yield Trip(Journey(guest), console, time.monotonic() - started)
+    finally:
+        guest.close()
+
+
+@pytest.fixture
+def scenario(trip: Trip, vm_artifacts: Path,
+             vm_timing: Callable[[str, float], None]) -> Iterator[Trip]:
+    """One scenario of a module's shared guest (its ``trip`` fixture): its part of the
+    serial console is kept in its artifact directory."""
+    trip.console.mark()
+    started = time.monotonic()
+    try:
+        yield trip
+    finally:
+        trip.console.save(vm_artifacts / "console.log")
+        vm_timing("scenario", time.monotonic() - started)

@@ -225,6 +225,15 @@ def device_at(snapshot: dict[str, Any], address: int) -> tuple[str, dict[str, An
     return None
 
 
+def assert_mounted_with_dax(snapshot: dict[str, Any], region: RegionSpec) -> None:
+    """The device at the region's address (sysfs) is mounted at its mountpoint, DAX on."""
+    found = device_at(snapshot, size_bytes(region.offset))
+    assert found is not None, f"no /dev/pmem device at {region.offset}: {snapshot['devices']}"
+    mount = mount_at(snapshot, region.mountpoint)
+    assert mount is not None and mount["source"] == f"/dev/{found[0]}", snapshot["mounts"]
+    assert "dax=always" in mount["options"], mount
+
+
 def failed_units(snapshot: dict[str, Any]) -> list[str]:
     return [line.split()[0] for line in snapshot["failed_units"] if line.strip()]
 

@@ -40,21 +40,16 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pmemd.core.units import link_name, unit_name
 from pmemd.machine.root import PMEM_LINK_DIR
-from tests.vm.conftest import ARTIFACTS
+from tests.vm.conftest import Trip, guest_trip
 from tests.vm.e2e import (
     GRUB_FILES,
-    ConsoleSlices,
-    DebError,
-    Journey,
     RegionSpec,
-    build_pmemd_deb,
     default_entry_options,
     device_at,
     failed_units,
@@ -63,8 +58,7 @@ from tests.vm.e2e import (
     render_config,
     size_bytes,
 )
-from tests.vm.image import Image, ImageError, ensure_with_debs
-from tests.vm.qemu import Guest
+from tests.vm.image import Image
 from tests.vm.steps import boot_once_without_options
 
 pytestmark = pytest.mark.vm
@@ -79,57 +73,18 @@ MiB = 1 << 20
 DIRTY_RAM = "python3 -c \"b = b'\\xff' * (1300 << 20)\"\n"
 
 
-@dataclasses.dataclass
-class Trip:
-    """The shared guest and what each scenario leaves for the next."""
-
-    journey: Journey
-    console: ConsoleSlices
-    prepared: float  # seconds to build the .deb and the image with it installed
-    done: set[int] = dataclasses.field(default_factory=set)
-    seen: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def require(self, scenario: int) -> None:
-        if scenario not in self.done:
-            pytest.fail(f"scenario {scenario} did not complete, and this one starts from the "
-                        "machine it leaves (see its failure)", pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def trip(vm_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trip]:
     """The guest, booted once from an image with pmemd's .deb from this checkout."""
-    started = time.monotonic()
-    try:
-        deb = build_pmemd_deb(tmp_path_factory.mktemp("deb"))
-        image = ensure_with_debs([deb])
-    except (DebError, ImageError) as err:
-        pytest.fail(f"the end-to-end guest cannot be prepared: {err}", pytrace=False)
-    guest = Guest(image.path, ARTIFACTS / "e2e-guest", max_boots=BOOTS, timeout=TOTAL_TIMEOUT)
-    console = ConsoleSlices(guest.console_log)
-    guest.start()
-    try:
-        yield Trip(Journey(guest), console, time.monotonic() - started)
-    finally:
-        guest.close()
+    del vm_image  # the base image first: its build is timed apart
+    yield from guest_trip(tmp_path_factory, "e2e-guest", max_boots=BOOTS,
+                          timeout=TOTAL_TIMEOUT)
 
 
 def fsck_unit(region: RegionSpec) -> str:
     """systemd-fsck@ for the region's stable device name."""
     return unit_name(link_name(PMEM_LINK_DIR, size_bytes(region.offset)), ".service",
                      "systemd-fsck@")
-
-
-@pytest.fixture
-def scenario(trip: Trip, vm_artifacts: Path,
-             vm_timing: Callable[[str, float], None]) -> Iterator[Trip]:
-    """One scenario: its part of the serial console is kept in its artifact directory."""
-    trip.console.mark()
-    started = time.monotonic()
-    try:
-        yield trip
-    finally:
-        trip.console.save(vm_artifacts / "console.log")
-        vm_timing("scenario", time.monotonic() - started)
 
 
 def regions_by_name(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:

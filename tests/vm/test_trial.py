@@ -30,29 +30,21 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.vm.conftest import ARTIFACTS
+from tests.vm.conftest import Trip, guest_trip
 from tests.vm.e2e import (
     GRUB_FILES,
-    ConsoleSlices,
-    DebError,
     Journey,
     RegionSpec,
-    build_pmemd_deb,
+    assert_mounted_with_dax,
     default_entry_options,
-    device_at,
     failed_units,
     memmap_options,
-    mount_at,
     render_config,
-    size_bytes,
 )
-from tests.vm.image import Image, ImageError, ensure_with_debs
-from tests.vm.qemu import Guest
+from tests.vm.image import Image
 
 pytestmark = pytest.mark.vm
 
@@ -87,47 +79,11 @@ NO_PMEM_ON_TRIAL = (
     "exec /sbin/modprobe --ignore-install nd_pmem'\n")
 
 
-@dataclasses.dataclass
-class Trip:
-    journey: Journey
-    console: ConsoleSlices
-    prepared: float
-    done: set[int] = dataclasses.field(default_factory=set)
-    seen: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def require(self, scenario: int) -> None:
-        if scenario not in self.done:
-            pytest.fail(f"scenario {scenario} did not complete, and this one starts from the "
-                        "machine it leaves (see its failure)", pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def trip(vm_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trip]:
-    started = time.monotonic()
-    try:
-        deb = build_pmemd_deb(tmp_path_factory.mktemp("deb"))
-        image = ensure_with_debs([deb])
-    except (DebError, ImageError) as err:
-        pytest.fail(f"the trial guest cannot be prepared: {err}", pytrace=False)
-    guest = Guest(image.path, ARTIFACTS / "trial-guest", max_boots=BOOTS, timeout=TOTAL_TIMEOUT)
-    console = ConsoleSlices(guest.console_log)
-    guest.start()
-    try:
-        yield Trip(Journey(guest), console, time.monotonic() - started)
-    finally:
-        guest.close()
-
-
-@pytest.fixture
-def scenario(trip: Trip, vm_artifacts: Path,
-             vm_timing: Callable[[str, float], None]) -> Iterator[Trip]:
-    trip.console.mark()
-    started = time.monotonic()
-    try:
-        yield trip
-    finally:
-        trip.console.save(vm_artifacts / "console.log")
-        vm_timing("scenario", time.monotonic() - started)
+    del vm_image  # the base image first: its build is timed apart
+    yield from guest_trip(tmp_path_factory, "trial-guest", max_boots=BOOTS,
+                          timeout=TOTAL_TIMEOUT)
 
 
 def trial(journey: Journey) -> tuple[str, str]:
@@ -141,14 +97,6 @@ def grub_entries(grub_cfg: bytes | None) -> list[list[str]]:
     """Each linux line's command line in grub.cfg, in order."""
     return [line.split()[2:] for line in (grub_cfg or b"").decode().splitlines()
             if line.split()[:1] == ["linux"]]
-
-
-def assert_dax_mount(snapshot: dict[str, Any], region: RegionSpec) -> None:
-    found = device_at(snapshot, size_bytes(region.offset))
-    assert found is not None, f"no /dev/pmem device at {region.offset}: {snapshot['devices']}"
-    mount = mount_at(snapshot, region.mountpoint)
-    assert mount is not None and mount["source"] == f"/dev/{found[0]}", snapshot["mounts"]
-    assert "dax=always" in mount["options"], mount
 
 
 def said_trial(status: str) -> str:
@@ -195,7 +143,7 @@ def test_a_good_change_is_tried_once_verified_and_committed(
     vm_timing("reboot into the trial boot, verified, to multi-user", trial_boot.seconds)
     booted = journey.snapshot("trial-boot")
     assert FIRST.memmap in booted["cmdline"] and len(marks(booted["cmdline"])) == 2
-    assert_dax_mount(booted, FIRST)
+    assert_mounted_with_dax(booted, FIRST)
     assert trial(journey)[0] == "committed", trial(journey)
     verified = journey.journal("journal-verify", "-b", "-u", "pmemd-trial.service")
     assert "verified" in verified, verified
@@ -214,7 +162,7 @@ def test_a_good_change_is_tried_once_verified_and_committed(
     vm_timing("ordinary reboot to multi-user", ordinary.seconds)
     after = journey.snapshot("ordinary-boot")
     assert memmap_options(after["cmdline"]) == [FIRST.memmap] and marks(after["cmdline"]) == []
-    assert_dax_mount(after, FIRST)
+    assert_mounted_with_dax(after, FIRST)
     assert after["pmemctl_status_json"]["State"] == "converged", after["pmemctl_status"]
     skipped = journey.check("systemctl show -P ConditionResult pmemd-trial.service\n",
                             "trial-unit").stdout.strip()
@@ -256,7 +204,7 @@ def test_a_trial_boot_that_panics_comes_back_on_the_old_command_line_by_itself(
     assert after["/etc/pmemd.yaml"] == before["/etc/pmemd.yaml"]
     assert grub_entries(after["/boot/grub/grub.cfg"])[0] == trip.seen["default"]
     assert b"next_entry" not in (after["/boot/grub/grubenv"] or b"")
-    assert_dax_mount(booted, FIRST)
+    assert_mounted_with_dax(booted, FIRST)
     status = booted["pmemctl_status"]["stdout"]
     assert said_trial(status).startswith("failed: the trial boot did not come up"), status
     plan = booted["pmemd_plan_json"]["trial"]
@@ -307,7 +255,7 @@ def test_a_trial_boot_that_fails_verification_reboots_back_by_itself(
     booted = journey.snapshot("back")
     assert booted["boot_id"] == back.boot_id
     assert memmap_options(booted["cmdline"]) == [FIRST.memmap] and marks(booted["cmdline"]) == []
-    assert_dax_mount(booted, FIRST)  # the old boot's region, as before the trial
+    assert_mounted_with_dax(booted, FIRST)  # the old boot's region, as before the trial
     state, reason = trial(journey)
     assert state == "failed", (state, reason)
     assert "came up but" in reason and "region 'third'" in reason, reason

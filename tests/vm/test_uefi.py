@@ -25,27 +25,21 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.vm.conftest import ARTIFACTS
+from tests.vm.conftest import Trip, guest_trip
 from tests.vm.e2e import (
-    ConsoleSlices,
-    DebError,
     Journey,
     RegionSpec,
-    build_pmemd_deb,
-    device_at,
+    assert_mounted_with_dax,
     failed_units,
     memmap_options,
     mount_at,
     render_config,
     size_bytes,
 )
-from tests.vm.image import UEFI, ImageError, ensure_with_debs
-from tests.vm.qemu import Guest
+from tests.vm.image import UEFI
 
 pytestmark = pytest.mark.vm
 
@@ -63,48 +57,10 @@ ONE_SHOT = ("python3 -c \"import pathlib; p = pathlib.Path('/sys/firmware/efi/ef
             "else '(none)')\"\n")
 
 
-@dataclasses.dataclass
-class Trip:
-    journey: Journey
-    console: ConsoleSlices
-    prepared: float
-    done: set[int] = dataclasses.field(default_factory=set)
-    seen: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def require(self, scenario: int) -> None:
-        if scenario not in self.done:
-            pytest.fail(f"scenario {scenario} did not complete, and this one starts from the "
-                        "machine it leaves (see its failure)", pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trip]:
-    started = time.monotonic()
-    try:
-        deb = build_pmemd_deb(tmp_path_factory.mktemp("deb"))
-        image = ensure_with_debs([deb], family=UEFI)
-    except (DebError, ImageError) as err:
-        pytest.fail(f"the UEFI guest cannot be prepared: {err}", pytrace=False)
-    guest = Guest(image.path, ARTIFACTS / "uefi-guest", max_boots=BOOTS,
-                  timeout=TOTAL_TIMEOUT, uefi=True)
-    console = ConsoleSlices(guest.console_log)
-    guest.start()
-    try:
-        yield Trip(Journey(guest), console, time.monotonic() - started)
-    finally:
-        guest.close()
-
-
-@pytest.fixture
-def scenario(trip: Trip, vm_artifacts: Path,
-             vm_timing: Callable[[str, float], None]) -> Iterator[Trip]:
-    trip.console.mark()
-    started = time.monotonic()
-    try:
-        yield trip
-    finally:
-        trip.console.save(vm_artifacts / "console.log")
-        vm_timing("scenario", time.monotonic() - started)
+    yield from guest_trip(tmp_path_factory, "uefi-guest", max_boots=BOOTS,
+                          timeout=TOTAL_TIMEOUT, family=UEFI)
 
 
 def boot_files(journey: Journey, name: str) -> tuple[str, str]:
@@ -116,14 +72,6 @@ def boot_files(journey: Journey, name: str) -> tuple[str, str]:
 
 def entry_options(entries: str) -> list[list[str]]:
     return [line.split()[1:] for line in entries.splitlines() if line.startswith("options")]
-
-
-def assert_dax_mount(snapshot: dict[str, Any], region: RegionSpec) -> None:
-    found = device_at(snapshot, size_bytes(region.offset))
-    assert found is not None, f"no /dev/pmem device at {region.offset}: {snapshot['devices']}"
-    mount = mount_at(snapshot, region.mountpoint)
-    assert mount is not None and mount["source"] == f"/dev/{found[0]}", snapshot["mounts"]
-    assert "dax=always" in mount["options"], mount
 
 
 def test_systemd_boot_tries_the_change_once_then_commits_it(
@@ -157,7 +105,7 @@ def test_systemd_boot_tries_the_change_once_then_commits_it(
     booted = journey.snapshot("trial-boot")
     assert memmap_options(booted["cmdline"]) == [DATA.memmap], booted["cmdline"]
     assert any(w.startswith("pmemd.trial=") for w in booted["cmdline"]), booted["cmdline"]
-    assert_dax_mount(booted, DATA)
+    assert_mounted_with_dax(booted, DATA)
     assert journey.property("Trial") == 's "committed"', booted["pmemctl_status"]
     cmdline, entries = boot_files(journey, "files-committed")
     assert cmdline.split() == [*before_cmdline.split(), DATA.memmap], cmdline
@@ -172,7 +120,7 @@ def test_systemd_boot_tries_the_change_once_then_commits_it(
     booted = journey.snapshot("ordinary-boot")
     assert memmap_options(booted["cmdline"]) == [DATA.memmap], booted["cmdline"]
     assert not any(w.startswith("pmemd.trial=") for w in booted["cmdline"])
-    assert_dax_mount(booted, DATA)
+    assert_mounted_with_dax(booted, DATA)
     assert booted["pmemctl_status_json"]["State"] == "converged", booted["pmemctl_status"]
     assert booted["system_state"] == "running", failed_units(booted)
     trip.seen.update(booted=booted)
