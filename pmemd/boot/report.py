@@ -25,6 +25,13 @@ def render_boot_lines(view: BootView) -> list[str]:
     lines = [f"Boot:     {view.detection.reason}"]
     if view.next_boot is not None:
         lines.append(f"          next boot: {view.next_boot.describe()}")
+    chosen = view.detection.backend.kind
+    others = [p for p in view.detection.probes if p.kind is not chosen]
+    if others:
+        lines.append("          also considered:")
+        lines.extend(f"            {p.kind.value}: "
+                     + ("fits too: " if p.backend is not None else "does not fit: ")
+                     + p.reason for p in others)
     return lines
 
 
@@ -38,6 +45,8 @@ def boot_document(view: BootView) -> dict[str, Any]:
     return {
         "backend": None if view.detection.backend is None else view.detection.backend.kind.value,
         "reason": view.detection.reason,
+        "candidates": [{"backend": p.kind.value, "fits": p.backend is not None,
+                        "reason": p.reason} for p in view.detection.probes],
         "next_boot": None if boot is None else _next_boot_json(boot),
         "owned": list(view.owned),
     }

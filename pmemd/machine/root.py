@@ -27,6 +27,7 @@ BOOT_DIR = "/boot"
 PMEM_LINK_DIR = "/dev/disk/by-pmem-address"
 PMEMD_BIN = "/usr/bin/pmemd"  # what generated units run
 KMSG_PATH = "/dev/kmsg"  # where a generator logs (it runs before the journal)
+MASK = Path("/dev/null")  # a link to it masks a unit or a kernel-install plugin
 # The output directories systemd passes to generators (normal, early, late).
 GENERATOR_DIRS = ("/run/systemd/generator", "/run/systemd/generator.early",
                   "/run/systemd/generator.late")
@@ -187,6 +188,34 @@ class Machine:
     @property
     def etc_kernel_cmdline(self) -> Path:
         return self.path("/etc/kernel/cmdline")
+
+    @property
+    def kernel_install_confs(self) -> tuple[Path, ...]:
+        """kernel-install's install.conf: the first that exists is read."""
+        return (self.path("/etc/kernel/install.conf"), self.path("/usr/lib/kernel/install.conf"))
+
+    @property
+    def kernel_install_plugin_dirs(self) -> tuple[Path, ...]:
+        """kernel-install's plugins: a name in /etc overrides (or masks) the same in /usr."""
+        return (self.path("/etc/kernel/install.d"), self.path("/usr/lib/kernel/install.d"))
+
+    @property
+    def kernel_entry_token(self) -> Path:
+        return self.path("/etc/kernel/entry-token")
+
+    @property
+    def machine_id(self) -> Path:
+        return self.path("/etc/machine-id")
+
+    def kernel_images(self, version: str) -> tuple[tuple[str, Path], ...]:
+        """Where an installed kernel's image is: (on the target, under the root)."""
+        return tuple((p, self.path(p)) for p in (f"/usr/lib/modules/{version}/vmlinuz",
+                                                 f"/boot/vmlinuz-{version}"))
+
+    def initrd_images(self, version: str) -> tuple[tuple[str, Path], ...]:
+        """Where a kernel's initrd is: Debian's initramfs-tools, then dracut's name."""
+        return tuple((p, self.path(p)) for p in (f"/boot/initrd.img-{version}",
+                                                 f"/boot/initramfs-{version}.img"))
 
     @property
     def grub_dropin(self) -> Path:

@@ -28,8 +28,10 @@ CACHE = Path(__file__).resolve().parent / "cache"
 SUITE = "bookworm"
 # update-grub (grub2-common) and grub-probe (grub-common), the i386-pc modules, systemd's
 # kernel-install, udevadm (grub-probe asks it where a partition starts) and systemd-sysv
-# (so 10_linux makes no extra "(systemd)" entries, as on an installed Debian).
-PACKAGES = ("grub2-common", "grub-pc-bin", "systemd", "systemd-sysv", "udev")
+# (so 10_linux makes no extra "(systemd)" entries, as on an installed Debian); systemd-stub
+# (systemd-boot-efi) and objcopy (binutils), which build unified kernel images.
+PACKAGES = ("grub2-common", "grub-pc-bin", "systemd", "systemd-sysv", "udev",
+            "systemd-boot-efi", "binutils")
 KERNELS = ("6.1.0-26-amd64", "6.1.0-27-amd64")
 MACHINE_ID = "4c3f0e7b2a9d4e51b1a3c6d8e9f01234"
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"

@@ -243,7 +243,8 @@ def esp(debian: Debian) -> Iterator[tuple[DebianRoot, Path]]:
 
 def test_kernels_installed_later_get_the_options(esp: tuple[DebianRoot, Path]) -> None:
     root, mountpoint = esp
-    write_config(root.root, config_text(("data", "4G", "12G")))
+    # update-grub fits this root too, and its /sys (the host's) shows a BIOS boot: name it
+    write_config(root.root, config_text(("data", "4G", "12G"), bootloader="kernel-install"))
     outcome = reconcile_in(root)
     assert outcome.backend.kind.value == "kernel-install" and outcome.applied
     entries = mountpoint / "loader/entries"
@@ -252,7 +253,7 @@ def test_kernels_installed_later_get_the_options(esp: tuple[DebianRoot, Path]) -
     root.chroot("kernel-install", "add", "6.1.0-28-amd64", "/boot/vmlinuz-6.1.0-28-amd64")
     new = next(entries.glob("*6.1.0-28-amd64.conf")).read_text()
     assert f"ro quiet {M1}" in new  # from /etc/kernel/cmdline, by the real kernel-install
-    write_config(root.root, config_text())
+    write_config(root.root, config_text(bootloader="kernel-install"))
     reconcile_in(root)
     assert not any(M1 in p.read_text() for p in entries.glob("*.conf"))
     root.chroot("kernel-install", "add", "6.1.0-28-amd64", "/boot/vmlinuz-6.1.0-28-amd64")

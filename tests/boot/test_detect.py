@@ -12,6 +12,7 @@ import pytest
 
 from pmemd.boot.backends.mkconfig import grub_cfg_output
 from pmemd.boot.detect import detect
+from pmemd.boot.firmware import LOADER_INFO, decode_variable
 from pmemd.core.model import BootloaderChoice
 from pmemd.errors import NoBootloader
 from pmemd.machine.root import Machine
@@ -46,13 +47,84 @@ def test_each_distro_is_detected_with_its_evidence(tree: Tree, distro: str,
     assert found.reason.startswith(kind.value) and evidence in found.reason
 
 
-def test_systemd_boot_wins_over_update_grub_on_the_same_machine(tree: Tree) -> None:
+def loader_info(root: Path, product: str | None, *, efi: bool = True,
+                variables: bool = True) -> None:
+    """The running boot loader as the firmware's variables show it (efivarfs' format)."""
+    efivars = root / "sys/firmware/efi/efivars"
+    if not efi:
+        shutil.rmtree(root / "sys/firmware/efi", ignore_errors=True)
+        return
+    efivars.mkdir(parents=True, exist_ok=True)
+    if variables:  # one variable every UEFI machine has
+        (efivars / "BootCurrent-8be4df61-93ca-11d2-aa0d-00e098032b8c").write_bytes(
+            b"\x06\x00\x00\x00\x01\x00")
+    if product is not None:
+        (efivars / LOADER_INFO).write_bytes(
+            b"\x06\x00\x00\x00" + f"{product}\0".encode("utf-16-le"))
+
+
+@pytest.mark.parametrize(("efi", "variables", "product", "kind", "said"), [
+    # systemd-boot ran: its entries are what the firmware boots
+    (True, True, "systemd-boot 252.39-1~deb12u2", BootloaderChoice.KERNEL_INSTALL,
+     "LoaderInfo variable says 'systemd-boot 252.39-1~deb12u2'"),
+    # GRUB 2.12's bli module sets it too: GRUB's files are the ones it reads
+    (True, True, "GRUB 2.12", BootloaderChoice.UPDATE_GRUB,
+     "systemd-boot's files are here too, but the firmware's LoaderInfo variable says "
+     "'GRUB 2.12', so update-grub"),
+    # Debian 12's GRUB sets nothing; systemd-boot always would
+    (True, True, None, BootloaderChoice.UPDATE_GRUB, "UEFI without a LoaderInfo variable"),
+    # a BIOS boot: systemd-boot cannot have started it
+    (False, False, None, BootloaderChoice.UPDATE_GRUB, "this boot was through BIOS"),
+    # UEFI but efivarfs not mounted: cannot tell; the more specific files win, and it says so
+    (True, False, None, BootloaderChoice.KERNEL_INSTALL, "name the bootloader in the config"),
+])
+def test_two_bootloaders_are_resolved_by_the_one_that_ran(
+        tree: Tree, efi: bool, variables: bool, product: str | None, kind: BootloaderChoice,
+        said: str) -> None:
+    """GRUB's files left behind after a move to systemd-boot, or systemd-boot's files on a
+    machine that still boots GRUB: the firmware's variables say which loader ran."""
+    root = tree("debian12", config=config_text(("data", "4G", "12G")))
+    shutil.copytree(tree("debian12-systemd-boot"), root, dirs_exist_ok=True)
+    loader_info(root, product, efi=efi, variables=variables)
+    found = detect(Machine(root))
+    assert found.backend is not None and found.backend.kind is kind, found.reason
+    assert found.reason.startswith(f"{kind.value}: ") and said in found.reason, found.reason
+    fitting = {p.kind for p in found.probes if p.backend is not None}
+    assert fitting == {BootloaderChoice.KERNEL_INSTALL, BootloaderChoice.UPDATE_GRUB}
+    shown = json.loads(run_pmemd("plan", "--root", str(root), "--json").stdout)["bootloader"]
+    assert shown["backend"] == kind.value and said in shown["reason"], shown
+    assert {c["backend"] for c in shown["candidates"] if c["fits"]} == {
+        "kernel-install", "update-grub"}, shown
+
+
+@pytest.mark.parametrize("product", ["GRUB 2.12", None])
+def test_one_bootloader_is_kept_whatever_the_firmware_says(tree: Tree,
+                                                         product: str | None) -> None:
+    """The evidence only chooses between candidates: it never rejects the only one."""
+    root = tree("debian12-systemd-boot")
+    loader_info(root, product)
+    found = detect(Machine(root))
+    assert found.backend is not None
+    assert found.backend.kind is BootloaderChoice.KERNEL_INSTALL, found.reason
+
+
+def test_explicit_choice_beats_the_firmware(tree: Tree) -> None:
     root = tree("debian12")
     shutil.copytree(tree("debian12-systemd-boot"), root, dirs_exist_ok=True)
-    found = detect(Machine(root))
-    assert found.backend is not None and found.backend.kind is BootloaderChoice.KERNEL_INSTALL
-    rejected = {p.kind for p in found.probes if p.backend is None}
-    assert BootloaderChoice.UPDATE_GRUB not in rejected  # it fits too, it is just less specific
+    loader_info(root, "systemd-boot 252")
+    found = detect(Machine(root), BootloaderChoice.UPDATE_GRUB)
+    assert found.backend is not None and found.backend.kind is BootloaderChoice.UPDATE_GRUB
+
+
+@pytest.mark.parametrize(("data", "text"), [
+    (b"\x06\x00\x00\x00" + "systemd-boot 252\0".encode("utf-16-le"), "systemd-boot 252"),
+    (b"\x06\x00\x00\x00" + "GRUB 2.12".encode("utf-16-le"), "GRUB 2.12"),  # no NUL
+    (b"\x06\x00\x00\x00", ""),
+    (b"\x06\x00", ""),
+    (b"\x06\x00\x00\x00\x41", "\ufffd"),  # an odd byte: replaced, never an exception
+])
+def test_efi_variable_text(data: bytes, text: str) -> None:
+    assert decode_variable(data) == text
 
 
 def test_bls_system_without_grubby_is_an_error_not_a_guess(tree: Tree) -> None:

@@ -11,6 +11,11 @@ variable systemd-boot removes before it starts the kernel). The copy's ``sort-ke
 after the default entry's, so that it never becomes the default: without a ``sort-key`` on
 the default entry (systemd-boot then orders by file name), or with a ``default`` in
 loader.conf that would match it, there is no trial.
+
+Unified kernel images (``$BOOT/EFI/Linux/*.efi``, :mod:`pmemd.boot.backends.uki`) are
+entries too: built here, they are rebuilt with ``kernel-install add`` once
+``/etc/kernel/cmdline`` carries the options; a vendor's image that is the next boot is
+refused with what the admin can do instead.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pmemd.boot.backends import uki
 from pmemd.boot.backends.base import (
     Backend,
     BootWrite,
@@ -46,6 +52,7 @@ from pmemd.core.cmdline import (
     trial_args_text,
 )
 from pmemd.core.model import BootloaderChoice
+from pmemd.errors import BootConfigError
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 
@@ -61,10 +68,11 @@ ONE_SHOT_VARIABLE = "LoaderEntryOneShot-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 
 
 def find_boot_root(machine: Machine) -> Path | None:
-    """kernel-install's ``$BOOT``: the first candidate with type #1 entries."""
+    """kernel-install's ``$BOOT``: the first candidate with type #1 entries or unified
+    kernel images."""
     for _, path in machine.boot_roots:
         entries = path / ENTRIES
-        if entries.is_dir() and any(entries.glob("*.conf")):
+        if (entries.is_dir() and any(entries.glob("*.conf"))) or uki.has_ukis(path):
             return path
     return None
 
@@ -109,6 +117,9 @@ class KernelInstall(Backend):
                 pattern = value.strip()
         return pattern
 
+    def _ukis(self) -> list[uki.Uki]:
+        return uki.find_ukis(self.machine, self.boot_root)
+
     def read_next_boot(self) -> NextBoot:
         m = self.machine
         entries = []
@@ -116,6 +127,8 @@ class KernelInstall(Backend):
             entry = parse_bls_entry(path.name.removesuffix(".conf"), m.read_text(path) or "")
             if entry.kernel is not None:  # type #1 Linux entries; EFI programs carry no options
                 entries.append(entry)
+        images = {image.entry_id: image for image in self._ukis()}
+        entries.extend(image.as_entry() for image in images.values())
         ordered = menu_order(entries)
         if not ordered:
             return NextBoot(None, str(self.entries_dir), note="no Linux entries")
@@ -129,6 +142,10 @@ class KernelInstall(Backend):
             chosen = ordered[0]
             how = "the newest entry" + (f"; 'default {pattern}' in {conf} matches none "
                                         "(or is an EFI variable)" if pattern else "")
+        image = images.get(chosen.name)
+        if image is not None:
+            return NextBoot(parse_cmdline(image.cmdline), str(image.path), chosen.title,
+                            image.shown, how + "; a unified kernel image: its .cmdline")
         return NextBoot(parse_cmdline(chosen.options()),
                         str(self.entries_dir / f"{chosen.name}.conf"), chosen.title,
                         chosen.kernel, how)
@@ -150,15 +167,31 @@ class KernelInstall(Backend):
         # the template for kernels installed later.
         wanted = CmdlineEdit(add=tuple(owned_after), remove=edit.remove)
         old = m.read_text(m.etc_kernel_cmdline)
-        files: list[FileWrite] = list(file_write(
-            m.etc_kernel_cmdline,
-            edit_args_text(old if old is not None else self._cmdline_base(), wanted), old))
+        files: list[FileWrite] = []
+        if old is not None or wanted.add:  # no template to write when it carries nothing
+            files.extend(file_write(
+                m.etc_kernel_cmdline,
+                edit_args_text(old if old is not None else self._cmdline_base(), wanted), old))
         for path in self._entry_files():
             text = m.read_text(path) or ""
             if parse_bls_entry(path.name, text).kernel is None:
                 continue
             files.extend(file_write(path, edit_entry_options(text, wanted), text))
-        return BootWrite(files=tuple(files))
+        images = [i for i in self._ukis() if edit_args_text(i.cmdline, wanted) != i.cmdline]
+        if not images:
+            return BootWrite(files=tuple(files))
+        local, why = uki.local_build(m)
+        if not local:
+            # Another vendor image that is not the next boot stays as it is (as EFI
+            # programs do); the next boot's cannot.
+            chosen = next((i for i in images if str(i.path) == current.source), None)
+            if chosen is not None:
+                raise BootConfigError(uki.refusal(chosen, why, " ".join(wanted.add)))
+            return BootWrite(files=tuple(files))
+        # /etc/kernel/cmdline first (the files), then each image rebuilt from it
+        return BootWrite(files=tuple(files),
+                         commands=tuple(uki.rebuild_argv(m, i) for i in images),
+                         tool_files=tuple(i.path for i in images))
 
     @property
     def _trial_path(self) -> Path:
@@ -167,6 +200,10 @@ class KernelInstall(Backend):
     def trial_support(self, runner: Runner) -> str | None:
         del runner
         m = self.machine
+        source = self.read_next_boot().source
+        if source.endswith(".efi"):
+            return (f"the default entry is a unified kernel image ({source}): its command "
+                    "line is inside the image, and pmemd does not build a second image to try")
         if m.program("bootctl") is None:
             return "no bootctl program (systemd-boot's one-time selection)"
         if not m.efivars.is_dir():
@@ -176,7 +213,6 @@ class KernelInstall(Backend):
         if pattern is not None and match_glob([parse_bls_entry(TRIAL_ID, "")], pattern):
             return (f"'default {pattern}' in {self.boot_root / LOADER_CONF} would also match "
                     "a trial entry")
-        source = self.read_next_boot().source
         entry = parse_bls_entry(TRIAL_ID, m.read_text(Path(source)) or "")
         if entry.value(SORT_KEY) is None:
             return (f"the default entry ({source}) has no sort-key: systemd-boot would sort "
@@ -214,20 +250,28 @@ class KernelInstall(Backend):
     def inputs(self) -> tuple[Path, ...]:
         m = self.machine
         return (m.etc_kernel_cmdline, m.usr_lib_kernel_cmdline, self.boot_root / LOADER_CONF,
-                self.entries_dir, *self._entry_files(), self._trial_path)
+                self.entries_dir, *self._entry_files(), self._trial_path,
+                self.boot_root / uki.UKI_DIR, *(i.path for i in self._ukis()),
+                *m.kernel_install_confs, *m.kernel_install_plugin_dirs)
 
 
 def probe(machine: Machine) -> Probe:
     kind = BootloaderChoice.KERNEL_INSTALL
     boot = find_boot_root(machine)
     if boot is None:
-        roots = ", ".join(str(p / ENTRIES) for _, p in machine.boot_roots)
-        return Probe(kind, None, f"no type #1 entries in {roots}")
+        roots = ", ".join(str(p) for _, p in machine.boot_roots)
+        return Probe(kind, None, f"no type #1 entries ({ENTRIES}) or unified kernel images "
+                                 f"({uki.UKI_DIR}) in {roots}")
     evidence = systemd_boot_evidence(machine)
     if evidence is None:
         return Probe(kind, None, f"entries in {boot / ENTRIES}, but no systemd-boot "
                                  f"({LOADER_CONF} or {SYSTEMD_BOOT_GLOB}) in any $BOOT")
     count = len(list((boot / ENTRIES).glob("*.conf")))
+    found = f"systemd-boot ({evidence}) and {count} entries in {boot / ENTRIES}"
+    if uki.has_ukis(boot):
+        images = len([p for p in (boot / uki.UKI_DIR).glob("*.efi") if p.is_file()])
+        local, why = uki.local_build(machine)
+        found += (f" and {images} unified kernel images in {boot / uki.UKI_DIR} ({why}"
+                  + ("" if local else "; pmemd cannot change their command line") + ")")
     return Probe(kind, KernelInstall(machine, boot),
-                 f"systemd-boot ({evidence}) and {count} entries in {boot / ENTRIES}; pmemd "
-                 f"writes {machine.etc_kernel_cmdline} and the entries' options")
+                 f"{found}; pmemd writes {machine.etc_kernel_cmdline} and the entries' options")
