@@ -18,6 +18,8 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 # What grub-mkconfig's 00_header exports before any entry (feature_menuentry_id is set
 # by every GRUB since 2.00).
 GRUB_BUILTINS = {"menuentry_id_option": "--id"}
+# The first line of every GRUB environment block (grub-editenv refuses a file without it).
+GRUBENV_HEADER = "# GRUB Environment Block\n"
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,25 @@ def find_entry(config: GrubConfig, entry_id: str) -> MenuEntry | None:
         if entry.entry_id == entry_id:
             return entry
         pending.extend(entry.children)
+    return None
+
+
+def fallback_variable(text: str, name: str) -> str | None:
+    """The value a ``grub.cfg`` gives ``name`` when the environment block leaves it empty:
+    ``if [ -z "${name}" ]; then set name="…"; fi``, as Fedora/RHEL's 10_linux writes it for
+    ``kernelopts`` (the BLS entries' ``$kernelopts`` then reads it)."""
+    lines = iter(text.splitlines())
+    for line in lines:
+        words = split_words(line, {})
+        if words[:4] != ["if", "[", "-z", ""] or f"${{{name}}}" not in line:
+            continue
+        for inner in lines:
+            inner_words = split_words(inner, {})
+            if inner_words[:1] == ["fi"]:
+                break
+            if inner_words[:1] == ["set"] and len(inner_words) == 2 and \
+                    inner_words[1].startswith(f"{name}="):
+                return inner_words[1][len(name) + 1 :]
     return None
 
 

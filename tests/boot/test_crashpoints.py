@@ -103,8 +103,11 @@ def lasting(found: dict[str, bytes]) -> dict[str, bytes]:
                 and not _dotfile(name)) or name == "var/lib/pmemd/state.json"}
 
 
+ORIGINAL = ".pmemd-orig"  # beside a file pmemd changes: the file before its first change
+
+
 def originals(found: dict[str, bytes]) -> dict[str, bytes]:
-    return {name: content for name, content in found.items() if name.endswith(".pmemd-orig")}
+    return {name: content for name, content in found.items() if name.endswith(ORIGINAL)}
 
 
 def temporaries(found: dict[str, bytes]) -> list[str]:
@@ -158,9 +161,14 @@ class Change:
             return f"the boot configuration cannot be read: {err}"
         if args not in (self.old, self.new):
             return f"the default entry carries a mixture: {args}"
-        if (now := originals(self.files())) != self.originals:
-            changed = sorted(set(now.items()) ^ set(self.originals.items()))
-            return f"the admin's originals changed: {[name for name, _ in changed]}"
+        now = originals(self.files())
+        # a file first changed by this run gets its original (itself as it was): no other
+        changed = [name for name in sorted(set(now) | set(self.originals))
+                   if now.get(name) != self.originals.get(name) and (
+                       name in self.originals
+                       or now[name] != self.lasting.get(name.removesuffix(ORIGINAL)))]
+        if changed:
+            return f"the admin's originals changed: {changed}"
         return None
 
     def after_kill(self, injected: Injected) -> str | None:

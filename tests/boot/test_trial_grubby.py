@@ -105,6 +105,29 @@ def test_committed_goes_to_every_entry_through_grubby_and_the_trial_goes(
         assert "memmap=4G!12G" not in line and "pmemd.trial" not in line, line
 
 
+@pytest.mark.parametrize("commit", [True, False], ids=["committed", "failed"])
+def test_what_later_kernels_take_follows_a_trial_only_once_committed(
+        fedora: Path, commit: bool) -> None:
+    """/etc/kernel/cmdline (a kernel installed later) and GRUB_CMDLINE_LINUX (a later
+    grub2-mkconfig --update-bls-cmdline) keep the options the default entry boots: the
+    trial's from its commit on, the old ones while armed and after a failure."""
+    machine, backend = armed(fedora)
+    paths = [fedora / "etc/kernel/cmdline", fedora / "etc/default/grub"]
+    armed_with = [p.read_bytes() for p in paths]
+    assert all(b"memmap=4G!12G" in text and b"memmap=2G!10G" not in text
+               for text in armed_with)  # A's, written directly before the trial
+    state = read_state(machine)
+    ended = replace(state.trial, state=TrialState.COMMITTED if commit else TrialState.FAILED,
+                    booted="boot-b", reason="" if commit else "no")
+    end_trial(machine, Runner(), backend, state, ended, commit=commit)
+    for path, before in zip(paths, armed_with, strict=True):
+        if not commit:
+            assert path.read_bytes() == before, path
+            continue
+        words = path.read_text().replace('"', " ").split()
+        assert all(arg in words for arg in DESIRED) and "memmap=4G!12G" not in words, path
+
+
 def test_failed_leaves_every_entry_and_the_trial_goes(fedora: Path) -> None:
     machine, backend = armed(fedora)
     entries = {p.name: p.read_text() for p in (fedora / ENTRIES).glob("*.conf")
