@@ -2,7 +2,7 @@
 UEFI firmware (Debian's ovmf), a GPT disk whose ESP holds systemd-boot (``bootctl
 install``) and kernel-install's type #1 entry, and pmemd's .deb from this checkout.
 
-One guest, three scenarios in order (five boots):
+One guest, four scenarios in order (five boots):
 
 1. pmemd detects systemd-boot by its own files and arms a trial boot: its own entry
    ``pmemd-trial.conf`` on the ESP (the default entry and ``/etc/kernel/cmdline``
@@ -14,7 +14,15 @@ One guest, three scenarios in order (five boots):
 2. the region removed: the option leaves both files, and after the reboot the device and
    the mount are gone, the memory is the system's again;
 3. an invalid config: a located error, and ``/etc/kernel/cmdline`` and the ESP's entry are
-   unchanged byte for byte.
+   unchanged byte for byte;
+4. unified kernel images built here: kernel-install's ``layout=uki`` and a builder plugin
+   (Debian 12's systemd 252 has none: the stand-ins for systemd 254's 60-ukify.install and
+   90-uki-copy.install in tests/boot/standins, which build with the guest's real
+   systemd-stub and objcopy); the type #1 entry goes, the running kernel's image is the
+   only entry. pmemd detects the image and that it is built here, writes
+   ``/etc/kernel/cmdline`` and rebuilds the image with ``kernel-install add``; the reboot
+   boots the image (``LoaderEntrySelected`` names it) with the option, the region mounted
+   with DAX.
 
 Serial console: ``tests/vm/artifacts/<test>/console.log``; every step:
 ``tests/vm/artifacts/uefi-guest/``.
@@ -25,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +53,7 @@ from tests.vm.image import UEFI
 pytestmark = pytest.mark.vm
 
 DATA = RegionSpec("data", "512M", "1G", "xfs", "/pmem-data")
-BOOTS = 5
+BOOTS = 5  # 1 + 2 (trial, ordinary) + 1 (removal) + 1 (the unified kernel image)
 TOTAL_TIMEOUT = 2400.0
 KERNEL_CMDLINE = "/etc/kernel/cmdline"
 # the ESP's entries, as a step lists them (their names carry the machine id and the kernel)
@@ -55,6 +64,18 @@ ONE_SHOT = ("python3 -c \"import pathlib; p = pathlib.Path('/sys/firmware/efi/ef
             "LoaderEntryOneShot-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f'); "
             "print(p.read_bytes()[4:].decode('utf-16-le').rstrip(chr(0)) if p.exists() "
             "else '(none)')\"\n")
+
+
+# the builder stand-ins (Debian 12's systemd 252 ships no plugin that builds a UKI)
+STANDINS = Path(__file__).resolve().parents[1] / "boot" / "standins"
+BUILDERS = ("60-ukify.install", "90-uki-copy.install")
+LOADER_ENTRY_SELECTED = ONE_SHOT.replace("LoaderEntryOneShot", "LoaderEntrySelected")
+
+
+def image_cmdline(image: str) -> str:
+    """A step that prints a unified kernel image's .cmdline section (binutils' objcopy)."""
+    return (f"objcopy -O binary --only-section=.cmdline {image} /tmp/cmdline.bin\n"
+            "cat /tmp/cmdline.bin\necho\n")
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +181,52 @@ def test_an_invalid_config_leaves_the_esp_alone(scenario: Trip) -> None:
     assert (reconciled["result"], reconciled["status"]) == ("exit-code", "3"), reconciled
     assert f"/etc/pmemd.yaml:{line}:11: regions[0].size:" in reconciled["journal"]
     assert boot_files(journey, "files-after") == before
-    assert journey.guest.poweroff() == 0
     assert journey.guest.boots == 4
     trip.done.add(3)
+
+
+def test_a_unified_kernel_image_built_here_is_rebuilt_and_boots(
+        scenario: Trip, vm_timing: Callable[[str, float], None]) -> None:
+    trip, journey = scenario, scenario.journey
+    trip.require(3)
+    plugins = [journey.guest.put(name, (STANDINS / name).read_text()) for name in BUILDERS]
+    built = journey.check(
+        "".join(f"install -m 0755 {p} /etc/kernel/install.d/\n" for p in plugins)
+        + "echo layout=uki >/etc/kernel/install.conf\n"
+        "v=$(uname -r)\n"
+        # as Debian's kernel hooks run it: with the initramfs-tools initrd
+        "kernel-install add $v /boot/vmlinuz-$v /boot/initrd.img-$v\n"
+        "rm /efi/loader/entries/*.conf\n"  # layout=uki: the image is the kernel's entry
+        "ls /efi/EFI/Linux/\n", "uki-built")
+    images = built.stdout.split()
+    assert len(images) == 1 and images[0].endswith(".efi"), built.stdout
+    image = f"/efi/EFI/Linux/{images[0]}"
+    assert DATA.memmap not in journey.check(image_cmdline(image), "uki-before").stdout
+
+    journey.install_config(render_config([DATA], reboot="never"))
+    plan = journey.snapshot("uki-planned", wait=False)["pmemd_plan_json"]
+    boot = plan["bootloader"]
+    assert boot["backend"] == "kernel-install", boot
+    assert "1 unified kernel images" in boot["reason"] and "built here" in boot["reason"], boot
+    assert boot["next_boot"]["source"].endswith(images[0]), boot
+    assert plan["trial"]["next_change"] == "direct", plan["trial"]  # no second image to try
+    reconciled = journey.reconcile_unit("reconcile-uki")
+    assert (reconciled["result"], reconciled["status"]) == ("success", "5"), reconciled
+    assert "Ran: kernel-install add " in reconciled["journal"], reconciled["journal"]
+    rebuilt = journey.check(f"cat {KERNEL_CMDLINE}\necho ---\n{image_cmdline(image)}",
+                            "uki-rebuilt").stdout
+    cmdline, _, inside = rebuilt.partition("---\n")
+    assert DATA.memmap in cmdline.split() and DATA.memmap in inside.split(), rebuilt
+
+    started = time.monotonic()
+    journey.guest.reboot()
+    vm_timing("reboot into the rebuilt unified kernel image", time.monotonic() - started)
+    booted = journey.snapshot("uki-boot")
+    selected = journey.check(LOADER_ENTRY_SELECTED, "uki-selected").stdout.strip()
+    assert selected == images[0], selected  # systemd-boot booted the image
+    assert memmap_options(booted["cmdline"]) == [DATA.memmap], booted["cmdline"]
+    assert_mounted_with_dax(booted, DATA)
+    assert booted["pmemctl_status_json"]["State"] == "converged", booted["pmemctl_status"]
+    assert journey.guest.poweroff() == 0
+    assert journey.guest.boots == 5
+    trip.done.add(4)
