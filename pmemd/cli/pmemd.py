@@ -193,9 +193,24 @@ def _report_io_error(err: OSError, *, json: bool) -> None:
             _print_failure(failure_document("IOError", message, Exit.FAILURE))
         sys.stdout.flush()
     except OSError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    with contextlib.suppress(OSError):
-        print(f"pmemd: {message}", file=sys.stderr, flush=True)
+        _silence(sys.stdout)
+    _tell(f"pmemd: {message}")
+
+
+def _silence(stream: Any) -> None:
+    """Point a stream that cannot be written (a full disk, EIO) at /dev/null, so that the
+    interpreter's flush at exit does not fail again with a traceback."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
+def _tell(text: str) -> None:
+    """An error message on stderr; where stderr itself fails, the exit status still says
+    what happened."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        _silence(sys.stderr)
 
 
 def _print_failure(document: dict[str, Any]) -> None:
@@ -222,12 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args))
     except PmemdError as err:
-        print(err.render() if isinstance(err, ConfigError) else f"pmemd: {err}",
-              file=sys.stderr)
+        _tell(err.render() if isinstance(err, ConfigError) else f"pmemd: {err}")
         if getattr(args, "json", False):  # a document on stdout, whatever happened
             from pmemd.core.report import error_document
 
-            _print_failure(error_document(err, exit_for(err)))
+            try:
+                _print_failure(error_document(err, exit_for(err)))
+                sys.stdout.flush()
+            except OSError:
+                _silence(sys.stdout)
         return exit_for(err)
     except KeyboardInterrupt:
         return 130

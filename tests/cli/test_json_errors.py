@@ -5,11 +5,13 @@ fails too (it printed nothing): ``{"error": {"kind", "message", "location", "pro
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MACHINES, run_pmemd
+from tests.conftest import MACHINES, REPO, run_pmemd
 
 SERVER = str(MACHINES / "server-16g")
 BAD = "version: 1\nboot:\n  reboot: sometimes\n"
@@ -80,3 +82,24 @@ def test_a_usage_error(argv: list[str]) -> None:
 def test_without_json_nothing_is_printed_on_stdout(tmp_path: Path) -> None:
     done = run_pmemd("plan", "--root", SERVER, "--config", str(tmp_path / "missing.yaml"))
     assert (done.returncode, done.stdout) == (3, "")
+
+
+@pytest.mark.parametrize(("full", "json_too"), [("stderr", False), ("stderr", True),
+                                                ("stdout", True), ("both", True)])
+def test_an_error_that_cannot_be_written_still_exits_with_its_status(
+        tmp_path: Path, full: str, json_too: bool) -> None:
+    """A full disk (or EIO) where the error message goes: no traceback, the exit status
+    still says what happened (3: the config is invalid)."""
+    config = tmp_path / "pmemd.yaml"
+    config.write_text(BAD)
+    argv = [sys.executable, "-m", "pmemd", "plan", *(["--json"] if json_too else []),
+            "--root", SERVER, "--config", str(config)]
+    with open("/dev/full", "w") as broken, open(tmp_path / "out", "w") as out, \
+            open(tmp_path / "err", "w") as err:
+        done = subprocess.run(argv, cwd=REPO, check=False, timeout=120,
+                              stdout=broken if full in ("stdout", "both") else out,
+                              stderr=broken if full in ("stderr", "both") else err)
+    assert done.returncode == 3
+    assert "Traceback" not in (tmp_path / "err").read_text()
+    if full == "stderr" and json_too:
+        assert _error((tmp_path / "out").read_text())["status"] == 3
