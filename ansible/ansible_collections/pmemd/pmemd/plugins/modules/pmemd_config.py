@@ -392,8 +392,8 @@ def diff(path, current, text, memmap):
     out = [dict(before_header=path if current is not None else '%s (absent)' % path,
                 after_header=path, before=current or '', after=text)]
     if memmap['after'] is not None:
-        out.append(dict(before_header='next boot: memmap= options (before)',
-                        after_header='next boot: memmap= options (after)',
+        out.append(dict(before_header="next boot: pmemd's kernel options (before)",
+                        after_header="next boot: pmemd's kernel options (after)",
                         before=lines(memmap['before']), after=lines(memmap['after'])))
     return out
 
