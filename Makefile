@@ -43,6 +43,24 @@ build/man/%: docs/man/%.rst
 	@mkdir -p build/man
 	$(RST2MAN) --strict $< $@
 
+# The Ansible collection pmemd.pmemd (ansible/): ansible-test sanity and units with a pinned
+# ansible-core in a venv under build/ (ANSIBLE_CORE=2.14.18 by default, Debian 12's);
+# ansible-role runs the example playbook on this machine against pmemd serve on a private
+# bus (nothing reboots); ansible-fixtures captures again what the unit tests' busctl answers
+# are made of. Not part of `make check` yet.
+ANSIBLE_CORE ?= 2.14.18
+
+.PHONY: ansible-test ansible-role ansible-fixtures
+
+ansible-test:
+	ANSIBLE_CORE=$(ANSIBLE_CORE) ansible/run-ansible-test all
+
+ansible-role:
+	$(PYTHON) -m tests.ansible.role "$$(ANSIBLE_CORE=$(ANSIBLE_CORE) ansible/run-ansible-test venv)/bin/ansible-playbook"
+
+ansible-fixtures:
+	$(PYTHON) -m tests.ansible.capture
+
 deb:
 	packaging/build-deb
 	lintian --fail-on error,warning --info build/deb/*.changes
