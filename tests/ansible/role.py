@@ -163,6 +163,12 @@ def drive(play: Play) -> None:
         failed["msg"]
     assert play.config() == TWO_REGIONS
 
+    typo = play.run("a misspelt key", pmemd_regions=[{**DATA, "on_boot": "keep"}])
+    [refused] = [t["hosts"]["localhost"] for t in typo["plays"][0]["tasks"]
+                 if t["hosts"]["localhost"].get("failed")]
+    assert "on_boot" in refused["msg"] and stats(typo)["failures"] == 1, refused
+    assert play.config() == TWO_REGIONS  # refused by the role's argument spec
+
     removed = play.run("pmemd_state: absent", pmemd_state="absent")
     removal = result(removed, REMOVE)
     assert removal["rc"] == 5 and removal["changed"], removal
