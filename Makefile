@@ -15,7 +15,7 @@ demo:
 demo-vm:
 	$(PYTHON) -m tests.vm.demo
 
-check: lint typecheck architecture test
+check: lint typecheck architecture test ansible-test ansible-role
 
 lint:
 	$(PYTHON) -m ruff check .
@@ -47,7 +47,7 @@ build/man/%: docs/man/%.rst
 # ansible-core in a venv under build/ (ANSIBLE_CORE=2.14.18 by default, Debian 12's);
 # ansible-role runs the example playbook on this machine against pmemd serve on a private
 # bus (nothing reboots); ansible-fixtures captures again what the unit tests' busctl answers
-# are made of. Not part of `make check` yet.
+# are made of. `make check` (./run tests) runs the first two after the pytest suite.
 ANSIBLE_CORE ?= 2.14.18
 
 .PHONY: ansible-test ansible-role ansible-fixtures
