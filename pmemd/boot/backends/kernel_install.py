@@ -72,7 +72,7 @@ def find_boot_root(machine: Machine) -> Path | None:
     kernel images."""
     for _, path in machine.boot_roots:
         entries = path / ENTRIES
-        if (entries.is_dir() and any(entries.glob("*.conf"))) or uki.has_ukis(path):
+        if (entries.is_dir() and any(entries.glob("*.conf"))) or uki.image_files(path):
             return path
     return None
 
@@ -251,7 +251,7 @@ class KernelInstall(Backend):
         m = self.machine
         return (m.etc_kernel_cmdline, m.usr_lib_kernel_cmdline, self.boot_root / LOADER_CONF,
                 self.entries_dir, *self._entry_files(), self._trial_path,
-                self.boot_root / uki.UKI_DIR, *(i.path for i in self._ukis()),
+                self.boot_root / uki.UKI_DIR, *uki.image_files(self.boot_root),
                 *m.kernel_install_confs, *m.kernel_install_plugin_dirs)
 
 
@@ -268,8 +268,8 @@ def probe(machine: Machine) -> Probe:
                                  f"({LOADER_CONF} or {SYSTEMD_BOOT_GLOB}) in any $BOOT")
     count = len(list((boot / ENTRIES).glob("*.conf")))
     found = f"systemd-boot ({evidence}) and {count} entries in {boot / ENTRIES}"
-    if uki.has_ukis(boot):
-        images = len([p for p in (boot / uki.UKI_DIR).glob("*.efi") if p.is_file()])
+    images = len(uki.image_files(boot))
+    if images:
         local, why = uki.local_build(machine)
         found += (f" and {images} unified kernel images in {boot / uki.UKI_DIR} ({why}"
                   + ("" if local else "; pmemd cannot change their command line") + ")")

@@ -102,26 +102,24 @@ def entry_token(machine: Machine) -> str | None:
     return None
 
 
-def find_ukis(machine: Machine, boot_root: Path) -> list[Uki]:
+def image_files(boot_root: Path) -> list[Path]:
+    """The files systemd-boot looks at as type #2 entries (not all need be images)."""
     directory = boot_root / UKI_DIR
     if not directory.is_dir():
         return []
+    return [p for p in sorted(directory.glob("*.efi")) if p.is_file()]
+
+
+def find_ukis(machine: Machine, boot_root: Path) -> list[Uki]:
     token = entry_token(machine)
-    shown = on_target(machine, directory)
+    shown = on_target(machine, boot_root / UKI_DIR)
     found = []
-    for path in sorted(directory.glob("*.efi")):
-        if not path.is_file():
-            continue
+    for path in image_files(boot_root):
         try:
             found.append(read_uki(path, f"{shown}/{path.name}", token))
         except NotAnImage:
             continue  # an EFI program, or a broken file: systemd-boot lists neither
     return found
-
-
-def has_ukis(boot_root: Path) -> bool:
-    directory = boot_root / UKI_DIR
-    return directory.is_dir() and any(p.is_file() for p in directory.glob("*.efi"))
 
 
 def install_layout(machine: Machine) -> tuple[str | None, Path | None]:
