@@ -23,7 +23,8 @@ REGION_PATH = "/io/pmemd1/region"
 MANAGER_INTERFACE = "io.pmemd1.Manager"
 REGION_INTERFACE = "io.pmemd1.Region"
 PROPERTIES_INTERFACE = "org.freedesktop.DBus.Properties"
-# The file name Validate()'s errors locate lines in (the text has none of its own).
+# The file name Validate()'s and PlanConfig()'s errors locate lines in (the text has none
+# of its own).
 VALIDATE_SOURCE = "<input>"
 
 
@@ -67,6 +68,7 @@ class Method:
 RELOAD = Method(MANAGER_INTERFACE, "Reload")
 VALIDATE = Method(MANAGER_INTERFACE, "Validate", "s", "a(sss)")
 GET_PLAN = Method(MANAGER_INTERFACE, "GetPlan", "", "s")
+PLAN_CONFIG = Method(MANAGER_INTERFACE, "PlanConfig", "s", "s")
 GET_MEMORY_MAP = Method(MANAGER_INTERFACE, "GetMemoryMap", "", "a(ttss)a(ttss)")
 LIST_REGIONS = Method(MANAGER_INTERFACE, "ListRegions", "", "a(sottssss)")
 SET_CONFIG = Method(MANAGER_INTERFACE, "SetConfig", "sb", "s")
@@ -77,8 +79,8 @@ MOUNT = Method(REGION_INTERFACE, "Mount")
 UNMOUNT = Method(REGION_INTERFACE, "Unmount")
 FORMAT = Method(REGION_INTERFACE, "Format", "b")
 GET_ALL = Method(PROPERTIES_INTERFACE, "GetAll", "s", "a{sv}")
-METHODS = (RELOAD, VALIDATE, GET_PLAN, GET_MEMORY_MAP, LIST_REGIONS, SET_CONFIG, APPLY,
-           RETRY_TRIAL, ABORT_TRIAL,
+METHODS = (RELOAD, VALIDATE, GET_PLAN, PLAN_CONFIG, GET_MEMORY_MAP, LIST_REGIONS, SET_CONFIG,
+           APPLY, RETRY_TRIAL, ABORT_TRIAL,
            MOUNT, UNMOUNT, FORMAT)
 
 # Read-only properties, name → signature; every one emits PropertiesChanged.

@@ -217,6 +217,10 @@ class ManagerInterface(_Interface):
     async def GetPlan(self) -> str:
         return await self.server.ops.plan_json()
 
+    @dbus_method(api.PLAN_CONFIG, "yaml")
+    async def PlanConfig(self, yaml: str) -> str:
+        return await self.server.ops.plan_config(yaml)
+
     @dbus_method(api.GET_MEMORY_MAP)
     async def GetMemoryMap(self) -> list[list[list[object]]]:
         return await self.server.ops.memory_map()

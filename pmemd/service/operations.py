@@ -30,10 +30,11 @@ from pmemd.boot.reconcile import reconcile
 from pmemd.boot.report import plan_with_boot_document, render_reconcile_text
 from pmemd.boot.stamp import remove_stamp
 from pmemd.boot.trial import abort_trial, outlook, retry_trial
+from pmemd.boot.view import BootView, plan_next_boot, read_boot_view
 from pmemd.core.config import parse_config
 from pmemd.core.facts import MachineFacts
 from pmemd.core.model import Config, OnBoot
-from pmemd.core.plan import PlacedRegion, plan
+from pmemd.core.plan import PlacedRegion, Plan, plan
 from pmemd.core.report import dump_json
 from pmemd.core.units import region_unit_names
 from pmemd.errors import (
@@ -85,16 +86,27 @@ def _stamp(paths: tuple[str, ...]) -> tuple[FileStamp, ...]:
     return tuple(out)
 
 
-def check_document(yaml: str, status: Status) -> list[WarningRow]:
-    """(pure, CPU-bound) ``Validate``'s answer for ``yaml`` on the machine of ``status``."""
+def checked_config(yaml: str, status: Status) -> tuple[Config, Plan | None]:
+    """(pure, CPU-bound) ``yaml`` checked as ``Validate`` checks it, on the machine of
+    ``status``: the config and its plan (``None`` when the machine could not be read, so
+    only the text was checked); :class:`ConfigError` locating every problem in
+    :data:`VALIDATE_SOURCE`."""
     config = parse_config(yaml, VALIDATE_SOURCE).require()
     if status.facts is None:
-        return [WarningRow("machine-checks-skipped", "",
-                           f"the text is valid; machine checks skipped: "
-                           f"{status.machine_error}")]
+        return config, None
     result = plan(config, status.facts)
     if result.problems:
         raise ConfigError(result.problems)
+    return config, result
+
+
+def check_document(yaml: str, status: Status) -> list[WarningRow]:
+    """(pure, CPU-bound) ``Validate``'s answer for ``yaml`` on the machine of ``status``."""
+    _config, result = checked_config(yaml, status)
+    if result is None:
+        return [WarningRow("machine-checks-skipped", "",
+                           f"the text is valid; machine checks skipped: "
+                           f"{status.machine_error}")]
     return [WarningRow(w.code, w.region or "", w.message) for w in result.warnings]
 
 
@@ -229,8 +241,37 @@ class Operations:
         """(reader thread: it may ask the bootloader, grub-probe) ``pmemd plan --json``."""
         result, boot, config = status.plan, status.boot, status.config
         assert result is not None and boot is not None and config is not None
+        return self._document(result, boot, config)
+
+    def _document(self, result: Plan, boot: BootView, config: Config) -> str:
+        """(reader thread) The ``pmemd plan --json`` document of ``result``."""
         trial = outlook(self.machine, result, boot.detection.backend, config.boot.trial)
         return dump_json({**plan_with_boot_document(result, boot), "trial": trial.document()})
+
+    async def plan_config(self, yaml: str) -> str:
+        """``GetPlan``'s document as it would be if ``yaml`` were the config file, on the
+        current reading of the machine; nothing is written. The text is checked as
+        ``validate`` checks it (in the checker thread), and fails as it fails."""
+        status = await self.fresh()
+        loop = asyncio.get_running_loop()
+        config, _result = await loop.run_in_executor(self._checker, checked_config, yaml,
+                                                      status)
+        return await loop.run_in_executor(self._reader, self._candidate_document, status,
+                                          config)
+
+    def _candidate_document(self, status: Status, config: Config) -> str:
+        """(reader thread: it may ask the bootloader, grub-probe) ``pmemd plan --json``
+        with ``config`` in place of the config file: judged against the next boot of the
+        bootloader ``config`` names (the reading's, when it names the same)."""
+        facts = self.facts_of(status)
+        boot = status.boot
+        if boot is None or status.config is None or \
+                status.config.boot.bootloader is not config.boot.bootloader:
+            boot = read_boot_view(self.machine, config)
+        result = plan_next_boot(config, facts, boot)
+        if result.problems:
+            raise ConfigError(result.problems)
+        return self._document(result, boot, config)
 
     async def validate(self, yaml: str) -> list[WarningRow]:
         """Like ``pmemd validate``: the text must parse and the plan must have no problem;

@@ -101,7 +101,8 @@ class Capture:
                            [interface])
 
     def cli_plan(self, name: str, note: str, config: str) -> None:
-        """``pmemd plan --config FILE --json``, as pmemd_config runs it in check mode."""
+        """``pmemd plan --config FILE --json`` (the file named ``CANDIDATE``): the command's
+        document, for the tests of ``module_utils/pmemd_plan.py``."""
         with tempfile.TemporaryDirectory() as tmp:
             candidate = Path(tmp) / "pmemd.yaml"
             candidate.write_text(config)
@@ -139,8 +140,6 @@ def capture_all(bus: PrivateBus, root: Path) -> list[str]:
               [BAD_SIZE, False], timeout=change)
     c.manager("apply-dry-run-changes-pending", f"Apply(dry_run=true): {state}", "Apply", "b",
               [True], timeout=change)
-    c.cli_plan("cli-plan-one-region", f"pmemd plan --config (one region): {state}",
-               ONE_REGION)
     c.manager("apply-changes-pending", f"Apply(dry_run=false): {state}", "Apply", "b",
               [False], timeout=change)
 
@@ -151,6 +150,10 @@ def capture_all(bus: PrivateBus, root: Path) -> list[str]:
               [ONE_REGION])
     c.cli_plan("cli-plan-one-region-from-reboot-required",
                f"pmemd plan --config (one region): {state}", ONE_REGION)
+    c.manager("planconfig-one-region-from-reboot-required",
+              f"PlanConfig(one region): {state}", "PlanConfig", "s", [ONE_REGION])
+    c.manager("unknown-method", "A member the service does not have (as a pmemd without "
+              "PlanConfig answers PlanConfig)", "NoSuchMethod", "s", [ONE_REGION])
     c.manager("setconfig-one-region", f"SetConfig(one region, apply=false): {state}",
               "SetConfig", "sb", [ONE_REGION, False], timeout=change)
 
@@ -164,6 +167,8 @@ def capture_all(bus: PrivateBus, root: Path) -> list[str]:
     c.properties("manager-converged", f"GetAll Manager: {state}")
     c.manager("plan-converged", f"GetPlan: {state}", "GetPlan")
     c.manager("list-regions-converged", f"ListRegions: {state}", "ListRegions")
+    c.manager("planconfig-dashes", f"PlanConfig(a document starting with ---): {state}",
+              "PlanConfig", "s", ["---\n" + ONE_REGION])
     c.manager("setconfig-moved", "SetConfig(region data at /pmem2, apply=false)", "SetConfig",
               "sb", [MOVED, False], timeout=change)
 

@@ -95,7 +95,9 @@ def test_nobody_reads_every_property_and_read_only_method(bus: PrivateBus,
                  ("call", BUS_NAME, MANAGER, "io.pmemd1.Manager", "GetPlan"),
                  ("call", BUS_NAME, MANAGER, "io.pmemd1.Manager", "ListRegions"),
                  ("call", BUS_NAME, MANAGER, "io.pmemd1.Manager", "GetMemoryMap"),
-                 ("call", BUS_NAME, MANAGER, "io.pmemd1.Manager", "Validate", "s", CONVERGED)):
+                 ("call", BUS_NAME, MANAGER, "io.pmemd1.Manager", "Validate", "s", CONVERGED),
+                 ("call", BUS_NAME, MANAGER, "io.pmemd1.Manager", "PlanConfig", "s",
+                  CONVERGED)):
         done = busctl_as_nobody(bus, *args)
         assert done.returncode == 0, (args, done.stderr)
     state = client(bus, MANAGER, "org.freedesktop.DBus.Properties", "GetAll", "s",

@@ -1,7 +1,7 @@
-"""Hostile input over D-Bus: SetConfig and Validate with documents near the bus's 32 MiB
-limit and beyond it, deeply nested, alias bombs, 10,000 regions, one line of 8,000
-problems; every method with arguments of every type and at their limits, on objects that
-exist and that do not. Each call gets a typed answer (a result, io.pmemd1.Error.* or the
+"""Hostile input over D-Bus: SetConfig, Validate and PlanConfig with documents near the
+bus's 32 MiB limit and beyond it, deeply nested, alias bombs, 10,000 regions, one line of
+8,000 problems; every method with arguments of every type and at their limits, on objects
+that exist and that do not. Each call gets a typed answer (a result, io.pmemd1.Error.* or the
 bus's own org.freedesktop.DBus.Error.*) within a stated bound, nothing is written, and
 the service stays up and answers the next property read."""
 
@@ -67,8 +67,9 @@ def calls() -> list[Call]:
     for name, text in documents().items():
         if "\udcff" in text:  # not UTF-8: D-Bus strings cannot carry it; the client refuses
             continue
-        found.append(Call(f"Validate {name}", MANAGER, "io.pmemd1.Manager", "Validate", "s",
-                          [text]))
+        for member in ("Validate", "PlanConfig"):
+            found.append(Call(f"{member} {name}", MANAGER, "io.pmemd1.Manager", member, "s",
+                              [text]))
         for apply in (False, True):
             found.append(Call(f"SetConfig {name} apply={apply}", MANAGER,
                               "io.pmemd1.Manager", "SetConfig", "sb", [text, apply]))
@@ -79,8 +80,8 @@ def calls() -> list[Call]:
         ("o", ["/"]), ("g", ["a{sv}"]), ("y", [255]), ("(sb)", [["x", True]]),
     ]
     methods = [(MANAGER, "io.pmemd1.Manager", m) for m in
-               ("Reload", "Validate", "GetPlan", "GetMemoryMap", "ListRegions", "SetConfig",
-                "Apply", "NoSuchMethod")]
+               ("Reload", "Validate", "GetPlan", "PlanConfig", "GetMemoryMap", "ListRegions",
+                "SetConfig", "Apply", "NoSuchMethod")]
     methods += [(path, "io.pmemd1.Region", m) for path in (DATA, NOWHERE)
                 for m in ("Mount", "Unmount", "Format")]
     methods += [(MANAGER, "io.pmemd1.NoSuchInterface", "Reload")]

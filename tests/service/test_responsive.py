@@ -119,6 +119,9 @@ def test_a_reading_that_fails_with_an_oserror_is_a_degraded_state(
                                      ["io.pmemd1.Manager"])).ok()[0]
                 assert props["State"].value == "degraded"
                 assert props["ReadError"].value == plan.text
+                candidate = await acall(client, MANAGER, "io.pmemd1.Manager", "PlanConfig",
+                                        "s", [CONVERGED])
+                assert (candidate.error, candidate.text) == (plan.error, plan.text)
             finally:
                 block.chmod(0o755)
             touch(root / "etc/pmemd.yaml")

@@ -16,7 +16,7 @@ from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
 from tests.conftest import REPO, run_pmemd
-from tests.service.conftest import CONFIG, CONVERGED
+from tests.service.conftest import CONFIG, CONVERGED, KERNEL, MACHINE_ID, make_machine
 from tests.service.harness import (
     BUS_NAME,
     SHIPPED_INTERFACES,
@@ -27,6 +27,7 @@ from tests.service.harness import (
     acall,
     call,
     connect,
+    serving,
 )
 
 MANAGER = "/io/pmemd1"
@@ -138,6 +139,81 @@ def test_validate_returns_warnings_or_locates_every_problem(bus: PrivateBus,
     # busctl shows the same message
     done = busctl(bus, "call", BUS_NAME, MANAGER, "io.pmemd1.Manager", "Validate", "s", bad)
     assert done.returncode != 0 and "<input>:4:12: regions[0].size" in done.stderr
+
+
+# --- PlanConfig ---------------------------------------------------------------------------
+
+
+def _files(root: Path) -> dict[str, tuple[bytes, int] | None]:
+    """Every file and directory where pmemd writes (the config and its backups, its state,
+    the boot entries, /run), with its bytes and inode."""
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_ino) if p.is_file()
+            else None for top in ("etc", "var", "run", "boot")
+            for p in sorted((root / top).rglob("*"))}
+
+
+@pytest.mark.parametrize("candidate", [
+    CONVERGED,  # fast-log goes: its option leaves the boot entry
+    CONFIG.replace("size: 256M", "size: 384M"),  # fast-log grows: a new option, a trial
+    CONFIG + "boot:\n  bootloader: grubby\n",  # a bootloader the reading did not look at
+], ids=["remove", "add", "other-bootloader"])
+def test_plan_config_is_what_get_plan_says_once_the_text_is_the_config(
+        bus: PrivateBus, workdir: Path, candidate: str) -> None:
+    root = make_machine(workdir, systemd_boot=True)
+    with serving(bus, root):
+        current = manager(bus, "GetPlan").ok()[0]
+        before = _files(root)
+        planned = manager(bus, "PlanConfig", "s", candidate).ok()[0]
+        assert _files(root) == before  # nothing written, not even a temporary file
+        assert prop(bus, MANAGER, "io.pmemd1.Manager", "State") == "changes-pending"
+        assert manager(bus, "GetPlan").ok()[0] == current
+        assert planned != current
+        (workdir / "candidate.yaml").write_text(candidate)
+        cli = run_pmemd("plan", "--root", str(root), "--config", str(workdir / "candidate.yaml"),
+                        "--json")
+        assert json.loads(cli.stdout) == json.loads(planned)  # pmemd plan says the same
+        assert manager(bus, "SetConfig", "sb", candidate, False).error is None
+        assert manager(bus, "GetPlan").ok()[0] == planned  # the same document, to the byte
+    assert set(json.loads(planned)) >= {"state", "changes", "bootloader", "trial"}
+
+
+BAD_SIZE = "version: 1\nregions:\n  - name: data\n    size: 3X\n    offset: 1G\n"
+
+
+@pytest.mark.parametrize("candidate", [
+    BAD_SIZE,
+    "version: 1\nregions:\n  - name: big\n    size: 4G\n",  # larger than the machine
+    "version: 2\n",
+    "",
+], ids=["bad-size", "too-big", "version", "empty"])
+def test_plan_config_refuses_what_validate_refuses_and_writes_nothing(
+        bus: PrivateBus, service: Running, root: Path, candidate: str) -> None:
+    before = _files(root)
+    reply = manager(bus, "PlanConfig", "s", candidate)
+    assert reply.error == "io.pmemd1.Error.InvalidConfig", reply
+    assert reply.text.startswith("<input>:")
+    refused = manager(bus, "Validate", "s", candidate)
+    assert (reply.error, reply.text) == (refused.error, refused.text)
+    assert _files(root) == before
+    if candidate == BAD_SIZE:
+        assert reply.text.startswith("<input>:4:12: regions[0].size: '3X' is not a size")
+        assert reply.text.endswith("        size: 3X\n               ^")
+
+
+def test_plan_config_judges_the_text_against_the_next_boot(bus: PrivateBus,
+                                                            workdir: Path) -> None:
+    """The boot entry carries an option pmemd did not write, which the running kernel
+    lacks: PlanConfig, as GetPlan, judges the text against the next boot, and locates the
+    region that option overlaps in the text."""
+    root = make_machine(workdir, CONVERGED, systemd_boot=True)
+    entry = root / f"boot/loader/entries/{MACHINE_ID}-{KERNEL}.conf"
+    entry.write_text(entry.read_text().replace("memmap=512M!1G",
+                                               "memmap=512M!1G memmap=64M$1600M"))
+    with serving(bus, root):
+        reply = manager(bus, "PlanConfig", "s", CONFIG)
+    assert reply.error == "io.pmemd1.Error.InvalidConfig", reply
+    assert reply.text.startswith("<input>:9:5: regions[1]: memmap=64M$1600M on the command "
+                                 "line (not written by pmemd) overlaps region 'fast-log'")
 
 
 def test_unknown_members_are_named_errors_and_the_service_keeps_serving(

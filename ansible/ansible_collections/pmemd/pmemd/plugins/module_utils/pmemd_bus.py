@@ -28,11 +28,14 @@ MANAGER_PATH = '/io/pmemd1'
 MANAGER_INTERFACE = 'io.pmemd1.Manager'
 REGION_INTERFACE = 'io.pmemd1.Region'
 PROPERTIES_INTERFACE = 'org.freedesktop.DBus.Properties'
-# The file name Validate() locates problems in (the text it checks has none of its own).
+# The file name Validate() and PlanConfig() locate problems in (the text they check has none
+# of its own).
 VALIDATE_SOURCE = '<input>'
 
 INVALID_CONFIG = 'io.pmemd1.Error.InvalidConfig'
 BUSY = 'io.pmemd1.Error.Busy'
+# The reply of a service without the method (a pmemd older than the call).
+UNKNOWN_METHOD = 'org.freedesktop.DBus.Error.UnknownMethod'
 NOT_ALLOWED = ('org.freedesktop.DBus.Error.AccessDenied',
                'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired')
 SERVICE_ABSENT = ('org.freedesktop.DBus.Error.ServiceUnknown',
@@ -226,6 +229,12 @@ class Bus:
         """``GetPlan``: the ``pmemd plan --json`` document for the config on disk."""
         [text] = self.call(MANAGER_PATH, MANAGER_INTERFACE, 'GetPlan')
         return json.loads(text)
+
+    def plan_config(self, text):
+        """``PlanConfig``: the document :meth:`plan` would return if config ``text`` were
+        the config on disk; nothing is written. :class:`BusError` as :meth:`validate`."""
+        [document] = self.call(MANAGER_PATH, MANAGER_INTERFACE, 'PlanConfig', 's', [text])
+        return json.loads(document)
 
     def set_config(self, text, apply):
         """``SetConfig``: validate, replace the config atomically (and apply); the new

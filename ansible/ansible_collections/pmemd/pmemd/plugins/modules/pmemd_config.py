@@ -22,8 +22,9 @@ description:
     owns the file, as M(ansible.builtin.template) would; a file with the same text is left alone.
   - A config the service rejects fails the task with pmemd's own messages, each located as
     C(FILE:LINE:COLUMN) in the text the module would write (returned as C(config)).
-  - Nothing reboots here. C(reboot_required) says whether the running kernel lacks what the
-    config asks for; the role C(pmemd.pmemd.pmemd) reboots when allowed to.
+  - Nothing reboots here. C(reboot_required) says whether a reboot now takes the host to
+    its config (the boot configuration carries it, or a trial boot of it is armed); the
+    role C(pmemd.pmemd.pmemd) reboots when allowed to.
   - Talks to the service with C(busctl) (systemd 240 or later) as the task's user; changes
     are authorized by polkit (action C(io.pmemd1.manage)) or, without polkit, for root only.
 options:
@@ -67,14 +68,15 @@ options:
     default: 900
 attributes:
   check_mode:
-    description: Validates the config with the service (C(Validate)) and plans it with C(pmemd plan); nothing is written.
+    description: Validates the config with the service (C(Validate)) and plans it there (C(PlanConfig)); nothing is written.
     support: full
   diff_mode:
     description: Shows the config file and the next boot's C(memmap=) options before and after.
     support: full
 notes:
-  - In check mode the plan of a changed config comes from C(pmemd plan --config) on the host,
-    which writes nothing; without that command the next boot's options are not predicted.
+  - In check mode the plan of a changed config comes from the service (C(PlanConfig), the plan
+    C(GetPlan) would give once the config is written), which writes nothing; from a pmemd
+    service without C(PlanConfig) the next boot's options are not predicted.
   - The config travels to C(busctl) on its command line, so it must be smaller than 128 KiB.
 extends_documentation_fragment:
   - pmemd.pmemd.service
@@ -118,7 +120,10 @@ state:
   type: str
   sample: reboot-required
 reboot_required:
-  description: Whether the running kernel lacks what the config asks for, once applied (a reboot is needed).
+  description:
+    - Whether a reboot now takes the host to its config, once applied - the boot configuration
+      carries the options the running kernel lacks, or a trial boot of them is armed (then
+      C(state) stays C(changes-pending) until the trial boot commits them).
   returned: always
   type: bool
   sample: true
@@ -136,7 +141,7 @@ plan:
   description:
     - The C(pmemd plan --json) document for the new config (C(GetPlan) after the change), with
       the regions' places, the C(memmap=) changes, devices, bootloader and trial boot.
-    - In check mode, the plan of the new config from C(pmemd plan); null when not known.
+    - In check mode, the plan of the new config from the service (C(PlanConfig)); null when not known.
   returned: always
   type: dict
 memmap:
@@ -191,13 +196,12 @@ problems:
   elements: str
 '''
 
-import json
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pmemd.pmemd.plugins.module_utils.pmemd_bus import (
     BUSY,
+    UNKNOWN_METHOD,
     VALIDATE_SOURCE,
     Bus,
     BusError,
@@ -207,6 +211,7 @@ from ansible_collections.pmemd.pmemd.plugins.module_utils.pmemd_plan import (
     next_boot_options,
     options_after,
     reboot_after_changes,
+    reboot_would_help,
 )
 from ansible_collections.pmemd.pmemd.plugins.module_utils.pmemd_render import (
     RenderError,
@@ -216,7 +221,6 @@ from ansible_collections.pmemd.pmemd.plugins.module_utils.pmemd_render import (
 PENDING = 'changes-pending'
 REBOOT_REQUIRED = 'reboot-required'
 BUSY_TRIES = 30  # a change another client or the boot's reconcile is making: 2 s apart
-PLAN_EXITS = (0, 4, 5, 6)  # pmemd plan: converged, pending, reboot required, degraded
 
 ARGUMENT_SPEC = dict(
     regions=dict(type='list', elements='dict'),
@@ -275,25 +279,20 @@ def current_plan(bus):
         return None
 
 
-def predicted_plan(module, text):
-    """(check mode) ``pmemd plan --config FILE --json`` for ``text``, written to a file of
-    the module's temporary directory; None (with a warning) when it cannot be had."""
-    pmemd = module.get_bin_path('pmemd')
-    if pmemd is None:
-        module.warn('no pmemd command on the host: the plan of the new config is not known '
-                    'in check mode')
-        return None
-    candidate = os.path.join(module.tmpdir, 'pmemd.yaml')
-    with open(candidate, 'wb') as handle:
-        handle.write(text.encode('utf-8'))
-    rc, stdout, stderr = module.run_command([pmemd, 'plan', '--config', candidate, '--json'])
+def predicted_plan(module, bus, text, path):
+    """(check mode) ``PlanConfig``: the plan GetPlan would give once ``text`` is the config
+    (nothing is written); None (with a warning) when the service cannot plan it."""
     try:
-        if rc in PLAN_EXITS:
-            return json.loads(stdout)
-    except ValueError:
-        pass
-    module.warn('pmemd plan could not plan the new config (exit status %d): %s'
-                % (rc, stderr.strip() or stdout.strip()))
+        return bus.plan_config(text)
+    except BusError as err:
+        if err.absent or err.denied:
+            raise
+        if err.name == UNKNOWN_METHOD:
+            why = 'the pmemd service on the host has no PlanConfig (a pmemd before it)'
+        else:
+            why = 'the pmemd service could not plan it: %s' % err.describe().replace(
+                VALIDATE_SOURCE + ':', path + ':')
+    module.warn('the plan of the new config is not known in check mode: %s' % why)
     return None
 
 
@@ -336,7 +335,7 @@ def configure(module, bus):
     if not config_changed:
         plan = plan_before
     elif check:
-        plan = predicted_plan(module, text)
+        plan = predicted_plan(module, bus, text, path)
     else:
         write_config(bus, text, path, current)
         plan = current_plan(bus)
@@ -378,7 +377,7 @@ def outcome(bus, check, plan, plan_before, applied):
     props = bus.manager_properties()
     final = current_plan(bus) if applied else plan
     after = options_after(plan) if applied and plan is not None else before
-    return dict(state=props['State'], reboot_required=props['State'] == REBOOT_REQUIRED,
+    return dict(state=props['State'], reboot_required=reboot_would_help(props),
                 plan=final, memmap=dict(before=before, after=after), trial=props['Trial'],
                 trial_reason=props['TrialReason'])
 

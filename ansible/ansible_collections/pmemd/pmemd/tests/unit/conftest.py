@@ -23,7 +23,6 @@ from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'busctl')
-CANDIDATE = 'CANDIDATE'  # in a fixture's command line: the path of a file the module wrote
 
 
 def busctl_fixture(name):
@@ -71,15 +70,13 @@ def module_args(args):
 
 class Host:
     """The managed host as the module sees it: the commands it runs (answered from the
-    script), the files it writes in its temporary directory, and which programs exist."""
+    script), and which programs exist."""
 
-    def __init__(self, tmpdir):
+    def __init__(self):
         self.script = []
         self.calls = []  # (argv, environ_update) as run
-        self.written = {}  # a CANDIDATE file's text, by the fixture that read it
         self.missing = set()  # programs get_bin_path does not find
         self.warnings = []  # module.warn()
-        self.tmpdir = tmpdir
 
     def expect(self, *answers):
         """Answers in order: a fixture's name, or ``(argv, (rc, stdout, stderr))``."""
@@ -98,11 +95,7 @@ class Host:
         assert len(argv) == len(expected), (answer, argv, expected)
         assert os.path.basename(argv[0]) == expected[0], (answer, argv[0])
         for got, want in zip(argv[1:], expected[1:]):
-            if want == CANDIDATE:
-                with open(got) as handle:
-                    self.written[answer] = handle.read()
-            else:
-                assert got == want, (answer, got, want)
+            assert got == want, (answer, got, want)
         if expected[0] == 'busctl':
             # the debug log is where busctl names the error of a failed call
             assert environ_update and environ_update.get('SYSTEMD_LOG_LEVEL') == 'debug'
@@ -119,8 +112,8 @@ class Host:
 
 
 @pytest.fixture
-def host(monkeypatch, tmp_path):
-    fake = Host(str(tmp_path))
+def host(monkeypatch):
+    fake = Host()
     monkeypatch.setattr(basic.AnsibleModule, 'exit_json', _exit_json)
     monkeypatch.setattr(basic.AnsibleModule, 'fail_json', _fail_json)
     monkeypatch.setattr(basic.AnsibleModule, 'run_command',
@@ -128,7 +121,6 @@ def host(monkeypatch, tmp_path):
     monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path',
                         lambda self, name, required=False, opt_dirs=None:
                         fake.get_bin_path(name, required))
-    monkeypatch.setattr(basic.AnsibleModule, 'tmpdir', str(tmp_path))
     monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, text: fake.warnings.append(text))
     return fake
 

@@ -104,38 +104,44 @@ def test_new_config_is_written_then_applied(host, run_module, disk):
     assert [c['action'] for c in result['plan']['changes']] == ['keep']
 
 
-def test_check_mode_plans_a_new_config_with_pmemd_plan_and_writes_nothing(host, run_module,
-                                                                          disk):
+def test_check_mode_plans_a_new_config_with_the_service_and_writes_nothing(
+        host, run_module, disk):
     disk[CONFIG_PATH] = TWO_REGIONS
-    # no SetConfig, no Apply: the new config is planned from a file of the module's own
+    # no SetConfig, no Apply: the service plans the new config (PlanConfig) without writing
     host.expect('manager-reboot-required', 'validate-one-region', 'plan-reboot-required',
-                'cli-plan-one-region-from-reboot-required')
+                'planconfig-one-region-from-reboot-required')
     outcome, result = run_module(pmemd_config, {'regions': [DATA]}, check_mode=True,
                                  diff=True)
     assert outcome == 'exit'
-    assert host.written['cli-plan-one-region-from-reboot-required'] == ONE_REGION
     assert result['changed'] is True
     assert result['state'] == 'changes-pending'
     # the boot entry loses fast-log's option, which the running kernel never had
     assert result['reboot_required'] is False
     assert result['memmap'] == {'before': ['memmap=512M!1G', 'memmap=256M!1536M'],
                                 'after': ['memmap=512M!1G']}
+    assert result['plan']['desired'] == ['memmap=512M!1G']
     assert result['report'] == []  # Apply's dry run would plan the old file: not asked
     assert result['diff'][0]['after'] == ONE_REGION
+    assert not any('not known in check mode' in w for w in host.warnings)
 
 
-def test_check_mode_without_the_pmemd_command_still_says_the_config_changes(host, run_module,
-                                                                            disk):
+def test_check_mode_with_a_service_without_plan_config_still_says_the_config_changes(
+        host, run_module, captured, disk):
     disk[CONFIG_PATH] = TWO_REGIONS
-    host.missing.add('pmemd')
-    host.expect('manager-reboot-required', 'validate-one-region', 'plan-reboot-required')
+    # a pmemd before PlanConfig answers it as the service answers a member it lacks
+    argv = list(captured('planconfig-one-region-from-reboot-required')['argv'])
+    argv[0] = '/usr/bin/busctl'
+    unknown = captured('unknown-method')
+    host.expect('manager-reboot-required', 'validate-one-region', 'plan-reboot-required',
+                (argv, (unknown['rc'], unknown['stdout'], unknown['stderr'])))
     outcome, result = run_module(pmemd_config, {'regions': [DATA]}, check_mode=True,
                                  diff=True)
     assert outcome == 'exit'
     assert result['changed'] is True
+    assert (result['state'], result['plan']) == ('unknown', None)
     assert result['memmap']['after'] is None
     assert len(result['diff']) == 1  # the config only: the next boot is not known
-    assert any('no pmemd command' in w for w in host.warnings)
+    assert any('the pmemd service on the host has no PlanConfig' in w for w in host.warnings)
 
 
 def test_invalid_config_fails_with_pmemds_located_problems(host, run_module, disk):
@@ -185,11 +191,9 @@ def test_no_service_fails_saying_so(host, run_module, disk):
 def test_content_is_sent_as_it_is_even_when_it_starts_with_dashes(host, run_module, disk):
     disk[CONFIG_PATH] = ONE_REGION
     text = '---\n' + ONE_REGION
-    host.expect('manager-converged', 'validate-dashes', 'plan-converged',
-                'cli-plan-one-region')
+    host.expect('manager-converged', 'validate-dashes', 'plan-converged', 'planconfig-dashes')
     outcome, result = run_module(pmemd_config, {'content': text}, check_mode=True)
     assert outcome == 'exit'
-    assert host.written['cli-plan-one-region'] == text
     assert result['changed'] is True  # the text differs, the plan does not
     assert result['state'] == 'converged'
     assert result['memmap']['before'] == result['memmap']['after'] == ['memmap=512M!1G']
