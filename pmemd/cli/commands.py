@@ -16,7 +16,7 @@ from pathlib import Path
 from pmemd.cli.exits import PLAN_EXITS, Exit
 from pmemd.core.config import ParsedConfig
 from pmemd.core.model import DEFAULT_ALIGNMENT
-from pmemd.core.plan import PlanState, plan
+from pmemd.core.plan import PlanState
 from pmemd.core.report import dump_json, memmap_document, render_memmap_text, render_plan_text
 from pmemd.core.sizes import format_bytes, render_size
 from pmemd.errors import ConfigError, MachineError
@@ -66,7 +66,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{config.source.path}: the file is valid; machine checks skipped: {err}",
               file=sys.stderr)
         return Exit.OK
-    result = plan(config, facts)
+    from pmemd.boot.view import plan_next_boot, read_boot_view
+
+    # as pmemd plan judges it: an option pmemd wrote is not a foreign one
+    result = plan_next_boot(config, facts, read_boot_view(machine, config))
     if result.problems:
         raise ConfigError(result.problems)
     for warning in result.warnings:

@@ -94,10 +94,22 @@ def checked_config(yaml: str, status: Status) -> tuple[Config, Plan | None]:
     config = parse_config(yaml, VALIDATE_SOURCE).require()
     if status.facts is None:
         return config, None
-    result = plan(config, status.facts)
+    result = _judged(config, status.facts, status)
     if result.problems:
         raise ConfigError(result.problems)
     return config, result
+
+
+def _judged(config: Config, facts: MachineFacts, status: Status) -> Plan:
+    """``config``'s plan as ``pmemd plan`` makes it: knowing the options pmemd owns (an
+    option it wrote and the running kernel carries is not a foreign one), against the
+    reading's next boot when ``config`` names the reading's bootloader."""
+    boot = status.boot
+    if boot is None:
+        return plan(config, facts)
+    if status.config is not None and status.config.boot.bootloader is config.boot.bootloader:
+        return plan_next_boot(config, facts, boot)
+    return plan(config, facts, owned=boot.owned)
 
 
 def check_document(yaml: str, status: Status) -> list[WarningRow]:
