@@ -58,3 +58,15 @@ def reboot_after_changes(plan):
     owned = set((plan.get('bootloader') or {}).get('owned') or [])
     stale = (set(plan.get('running') or []) & owned) - set(plan.get('desired') or [])
     return bool(stale)
+
+
+def reboot_would_help(props):
+    """Whether rebooting now takes the host to its config, from the Manager's properties:
+    the boot configuration is written and the running kernel lacks it (C(State)
+    C(reboot-required)), or a trial boot of the new options is armed (C(State) stays
+    C(changes-pending) until the trial boot commits them into the default entry, and
+    C(RebootRequired) is true). Changes that are pending and not armed are not helped by a
+    reboot: the next boot would come up as this one did."""
+    if props.get('State') == 'reboot-required':
+        return True
+    return props.get('Trial') == 'armed' and bool(props.get('RebootRequired'))

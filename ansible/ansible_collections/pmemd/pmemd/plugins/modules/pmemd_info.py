@@ -77,7 +77,14 @@ pmemd:
       type: str
       sample: converged
     reboot_required:
-      description: Whether the running kernel lacks the options the config asks for.
+      description:
+        - Whether a reboot now takes the host to its config - the boot configuration carries
+          options the running kernel lacks (C(state) C(reboot-required)), or a trial boot of
+          them is armed (C(state) stays C(changes-pending) until the trial boot commits them).
+          Changes pending and not applied are not helped by a reboot.
+      type: bool
+    running_differs:
+      description: Whether the running kernel lacks what the config asks for (C(RebootRequired) of C(io.pmemd1)), whatever the boot configuration says.
       type: bool
     version:
       description: pmemd's version.
@@ -176,12 +183,13 @@ from ansible_collections.pmemd.pmemd.plugins.module_utils.pmemd_bus import (
     problem_rows,
     warning_rows,
 )
+from ansible_collections.pmemd.pmemd.plugins.module_utils.pmemd_plan import reboot_would_help
 
 POLL = 2  # seconds between two readings while a trial boot is being verified
 TIMED_OUT = 124  # timeout(1)'s exit status when the command ran out of time
 
 MANAGER_FACTS = (('Version', 'version'), ('State', 'state'),
-                 ('RebootRequired', 'reboot_required'), ('Bootloader', 'bootloader'),
+                 ('RebootRequired', 'running_differs'), ('Bootloader', 'bootloader'),
                  ('BootloaderReason', 'bootloader_reason'), ('ConfigPath', 'config_path'),
                  ('CurrentMemmap', 'current_memmap'), ('DesiredMemmap', 'desired_memmap'),
                  ('ReadError', 'read_error'), ('Trial', 'trial'),
@@ -198,6 +206,7 @@ class WaitFailed(Exception):
 
 def manager_facts(props):
     facts = dict((fact, props[name]) for name, fact in MANAGER_FACTS)
+    facts['reboot_required'] = reboot_would_help(props)
     facts['warnings'] = warning_rows(props['Warnings'])
     facts['problems'] = problem_rows(props['Problems'])
     return facts

@@ -15,6 +15,7 @@ from ansible_collections.pmemd.pmemd.plugins.module_utils.pmemd_plan import (
     next_boot_options,
     options_after,
     reboot_after_changes,
+    reboot_would_help,
 )
 
 
@@ -75,3 +76,19 @@ def test_without_a_bootloader_the_running_command_line_is_the_reference(plan):
     pending['bootloader']['next_boot'] = None
     pending['running'] = ['memmap=512M!1G']
     assert next_boot_options(pending) == ['memmap=512M!1G']
+
+
+@pytest.mark.parametrize('state, trial, running_differs, expected', [
+    ('reboot-required', 'none', True, True),       # the boot configuration carries it
+    ('reboot-required', 'committed', True, True),
+    ('changes-pending', 'armed', True, True),      # the trial boot carries it
+    ('changes-pending', 'none', True, False),      # not applied: the next boot is this one
+    ('changes-pending', 'failed', True, False),    # the trial failed: held, not retried
+    ('changes-pending', 'running', True, False),   # this is the trial boot, being verified
+    ('converged', 'none', False, False),
+    ('converged', 'committed', False, False),
+    ('degraded', 'none', False, False),
+])
+def test_whether_a_reboot_would_help(state, trial, running_differs, expected):
+    props = {'State': state, 'Trial': trial, 'RebootRequired': running_differs}
+    assert reboot_would_help(props) is expected

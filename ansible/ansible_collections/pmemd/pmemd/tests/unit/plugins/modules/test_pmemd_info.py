@@ -74,7 +74,9 @@ def test_a_region_waiting_for_its_reboot(host, run_module):
     outcome, result = run_module(pmemd_info, {})
     assert outcome == 'exit'
     facts = result['pmemd']
-    assert (facts['state'], facts['reboot_required']) == ('changes-pending', True)
+    # pending and not applied, no trial armed: a reboot would not bring fast-log
+    assert (facts['state'], facts['running_differs'], facts['reboot_required']) == (
+        'changes-pending', True, False)
     data, fast_log = facts['regions']
     assert data['state'] == 'ready'
     assert (fast_log['name'], fast_log['device'], fast_log['state'], fast_log['dax']) == (
