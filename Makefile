@@ -27,8 +27,9 @@ typecheck:
 architecture:
 	$(PYTHON) -c 'import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command(["--no-cache"]))'
 
+# The guests' tests (-m vm) and the others in two pytest processes at once (tests/suite.py).
 test:
-	$(PYTHON) -m pytest
+	$(PYTHON) -m tests.suite
 
 # Packaging (packaging/, docs/man/): man pages rendered from docs/man/*.rst, the .deb (with
 # lintian) and the .rpm, all under build/. The tests in tests/packaging/ run these too.
