@@ -22,7 +22,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -100,20 +99,6 @@ class Capture:
         return self.busctl(name, note, path, BUS.PROPERTIES_INTERFACE, "GetAll", "s",
                            [interface])
 
-    def cli_plan(self, name: str, note: str, config: str) -> None:
-        """``pmemd plan --config FILE --json`` (the file named ``CANDIDATE``): the command's
-        document, for the tests of ``module_utils/pmemd_plan.py``."""
-        with tempfile.TemporaryDirectory() as tmp:
-            candidate = Path(tmp) / "pmemd.yaml"
-            candidate.write_text(config)
-            done = subprocess.run(
-                [sys.executable, "-m", "pmemd", "plan", "--root", str(self.root), "--config",
-                 str(candidate), "--json"], cwd=REPO, capture_output=True, text=True,
-                timeout=TIMEOUT, check=False)
-            done.stdout = done.stdout.replace(str(candidate), "CANDIDATE")
-            done.stderr = done.stderr.replace(str(candidate), "CANDIDATE")
-        self.save(name, ["pmemd", "plan", "--config", "CANDIDATE", "--json"], done, note)
-
 
 def capture_all(bus: PrivateBus, root: Path) -> list[str]:
     c = Capture(bus, root)
@@ -148,8 +133,6 @@ def capture_all(bus: PrivateBus, root: Path) -> list[str]:
     c.manager("plan-reboot-required", f"GetPlan: {state}", "GetPlan")
     c.manager("validate-one-region", "Validate the one-region config", "Validate", "s",
               [ONE_REGION])
-    c.cli_plan("cli-plan-one-region-from-reboot-required",
-               f"pmemd plan --config (one region): {state}", ONE_REGION)
     c.manager("planconfig-one-region-from-reboot-required",
               f"PlanConfig(one region): {state}", "PlanConfig", "s", [ONE_REGION])
     c.manager("unknown-method", "A member the service does not have (as a pmemd without "

@@ -23,8 +23,6 @@ from ansible_collections.pmemd.pmemd.plugins.module_utils.pmemd_plan import (
 def plan(captured):
     def read(name):
         stdout = captured(name)['stdout']
-        if name.startswith('cli-'):
-            return json.loads(stdout)
         return json.loads(json.loads(stdout)['data'][0])
     return read
 
@@ -43,7 +41,7 @@ def test_a_region_to_add(plan):
 
 
 def test_a_region_to_remove_that_the_running_kernel_never_had(plan):
-    removal = plan('cli-plan-one-region-from-reboot-required')
+    removal = plan('planconfig-one-region-from-reboot-required')
     assert next_boot_options(removal) == ['memmap=512M!1G', 'memmap=256M!1536M']
     assert options_after(removal) == ['memmap=512M!1G']
     assert reboot_after_changes(removal) is False
