@@ -59,6 +59,9 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_skipped(self, result):
         self._record(result, skipped=True)
 
+    def v2_runner_on_unreachable(self, result):
+        self._record(result, unreachable=True)
+
     def v2_playbook_on_stats(self, stats):
         document = {'plays': [{'tasks': self.tasks}],
                     'stats': {h: stats.summarize(h) for h in sorted(stats.processed)}}
@@ -102,12 +105,7 @@ class Play:
                 json.dumps(extra), *options]
         done = subprocess.run(argv, env=self.env, capture_output=True, text=True,
                               timeout=300, check=False)
-        try:
-            document: dict[str, Any] = json.loads(done.stdout)
-        except ValueError:
-            raise AssertionError(f"{what}: no JSON from ansible-playbook (exit "
-                                 f"{done.returncode}): {done.stdout[-2000:]}"
-                                 f"{done.stderr[-2000:]}") from None
+        document = playbook_document(what, done)
         stats = document["stats"]["localhost"]
         print(f"{what}: exit {done.returncode}, changed={stats['changed']}, "
               f"failures={stats['failures']}", file=sys.stderr)
@@ -115,6 +113,17 @@ class Play:
 
     def config(self) -> str:
         return (self.root / "etc/pmemd.yaml").read_text()
+
+
+def playbook_document(what: str, done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON document the callback printed for one ansible-playbook run."""
+    try:
+        document: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        raise AssertionError(f"{what}: no JSON from ansible-playbook (exit "
+                             f"{done.returncode}): {done.stdout[-3000:]}"
+                             f"{done.stderr[-3000:]}") from None
+    return document
 
 
 def result(document: dict[str, Any], task: str) -> dict[str, Any]:

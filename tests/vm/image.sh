@@ -99,6 +99,9 @@ configure_guest() {
     # NVDIMM DIMMs, which a memmap= guest has none of; it would fail every boot.
     in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
         fstrim.timer ndctl-monitor.service
+    # SSH only for the tests that drive the guest over it (tests/vm/test_fleet.py starts it,
+    # with the network): every other guest boots as before.
+    in_root systemctl disable ssh.service
 }
 
 # mmdebstrap bookworm into $mnt with the packages of the list file $1

@@ -104,6 +104,7 @@ class _State:
 
     banners: list[float] = field(default_factory=list)   # monotonic time of each banner
     ready: list[Boot] = field(default_factory=list)
+    ready_times: list[float] = field(default_factory=list)  # monotonic, each ready
     done: dict[str, int] = field(default_factory=dict)
     console: deque[str] = field(default_factory=lambda: deque(maxlen=CONSOLE_TAIL))
     exited: int | None = None
@@ -291,6 +292,7 @@ class Guest:
                 def ready(state: _State, boot_id: str = boot_id) -> None:
                     since = state.banners[-1] if state.banners else now
                     state.ready.append(Boot(len(state.banners), boot_id, now - since))
+                    state.ready_times.append(now)
 
                 self._update(ready)
             elif len(words) == 3 and words[0] == "done" and words[2].isdigit():
@@ -344,6 +346,18 @@ class Guest:
         boot = self._wait(f"boot {wanted} to reach multi-user.target", ready, timeout)
         self._booted = len(self._state.ready)
         return boot
+
+    @property
+    def boot_started(self) -> list[float]:
+        """When each boot began (the firmware's banner; ``time.monotonic()``)."""
+        with self._changed:
+            return list(self._state.banners)
+
+    @property
+    def ready_at(self) -> list[float]:
+        """When each boot reached the step runner (``time.monotonic()``)."""
+        with self._changed:
+            return list(self._state.ready_times)
 
     @property
     def boots(self) -> int:
