@@ -27,7 +27,7 @@ typecheck:
 architecture:
 	$(PYTHON) -c 'import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command(["--no-cache"]))'
 
-# The guests' tests (-m vm) and the others in two pytest processes at once (tests/suite.py).
+# The guests' tests and the others in two lanes of pytest processes at once (tests/suite.py).
 test:
 	$(PYTHON) -m tests.suite
 
