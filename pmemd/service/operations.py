@@ -100,16 +100,23 @@ def checked_config(yaml: str, status: Status) -> tuple[Config, Plan | None]:
     return config, result
 
 
+def reading_boot(config: Config, status: Status) -> BootView | None:
+    """The reading's boot view when ``config`` names the reading's bootloader (then it is
+    what ``config`` would be judged against); None otherwise."""
+    if status.boot is None or status.config is None or \
+            status.config.boot.bootloader is not config.boot.bootloader:
+        return None
+    return status.boot
+
+
 def _judged(config: Config, facts: MachineFacts, status: Status) -> Plan:
     """``config``'s plan as ``pmemd plan`` makes it: knowing the options pmemd owns (an
     option it wrote and the running kernel carries is not a foreign one), against the
     reading's next boot when ``config`` names the reading's bootloader."""
-    boot = status.boot
-    if boot is None:
-        return plan(config, facts)
-    if status.config is not None and status.config.boot.bootloader is config.boot.bootloader:
+    boot = reading_boot(config, status)
+    if boot is not None:
         return plan_next_boot(config, facts, boot)
-    return plan(config, facts, owned=boot.owned)
+    return plan(config, facts, owned=status.boot.owned if status.boot is not None else ())
 
 
 def check_document(yaml: str, status: Status) -> list[WarningRow]:
@@ -266,20 +273,22 @@ class Operations:
         ``validate`` checks it (in the checker thread), and fails as it fails."""
         status = await self.fresh()
         loop = asyncio.get_running_loop()
-        config, _result = await loop.run_in_executor(self._checker, checked_config, yaml,
+        config, checked = await loop.run_in_executor(self._checker, checked_config, yaml,
                                                       status)
         return await loop.run_in_executor(self._reader, self._candidate_document, status,
-                                          config)
+                                          config, checked)
 
-    def _candidate_document(self, status: Status, config: Config) -> str:
+    def _candidate_document(self, status: Status, config: Config, checked: Plan | None
+                            ) -> str:
         """(reader thread: it may ask the bootloader, grub-probe) ``pmemd plan --json``
         with ``config`` in place of the config file: judged against the next boot of the
-        bootloader ``config`` names (the reading's, when it names the same)."""
+        bootloader ``config`` names (the reading's, when it names the same: then
+        ``checked``, the checker's plan, is that plan already)."""
         facts = self.facts_of(status)
-        boot = status.boot
-        if boot is None or status.config is None or \
-                status.config.boot.bootloader is not config.boot.bootloader:
-            boot = read_boot_view(self.machine, config)
+        boot = reading_boot(config, status)
+        if boot is not None and checked is not None:
+            return self._document(checked, boot, config)
+        boot = read_boot_view(self.machine, config)
         result = plan_next_boot(config, facts, boot)
         if result.problems:
             raise ConfigError(result.problems)
