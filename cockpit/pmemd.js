@@ -1,0 +1,648 @@
+/*
+ * pmemd's Cockpit page. Everything comes from the io.pmemd1 service on the system bus
+ * through Cockpit's D-Bus client: the Manager's and the Regions' properties (kept current
+ * by PropertiesChanged: nothing here polls), GetMemoryMap, GetPlan, ListRegions, and every
+ * change through the service's methods, so polkit decides as it does for pmemctl.
+ */
+"use strict";
+
+(function () {
+    const L = window.pmemdLayout;
+    const BUS_NAME = "io.pmemd1";
+    const MANAGER_PATH = "/io/pmemd1";
+    const MANAGER = "io.pmemd1.Manager";
+    const REGION = "io.pmemd1.Region";
+    const ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied";
+    const INVALID_CONFIG = "io.pmemd1.Error.InvalidConfig";
+    const VALIDATE_DELAY = 300; // ms after the last keystroke
+
+    const client = cockpit.dbus(BUS_NAME, { superuser: "try" });
+    const manager = client.proxy(MANAGER, MANAGER_PATH);
+    const permission = cockpit.permission({ admin: true });
+
+    const page = {
+        regions: new Map(), // object path -> Region proxy
+        maps: { firmware: [], boot: [] },
+        plan: null,
+        savedConfig: null, // the config file's text as last read
+        editorDirty: false,
+        validation: 0, // sequence number of the newest Validate call
+        failure: "", // why the service could not be reached
+    };
+
+    const $ = id => document.getElementById(id);
+
+    function el(tag, props, ...children) {
+        const node = document.createElement(tag);
+        for (const [key, value] of Object.entries(props || {})) {
+            if (key === "class")
+                node.className = value;
+            else if (key.startsWith("data-") || key.startsWith("aria-") || key === "role")
+                node.setAttribute(key, value);
+            else
+                node[key] = value;
+        }
+        for (const child of children)
+            node.append(child);
+        return node;
+    }
+
+    /* ---- errors ---- */
+
+    function describeError(ex) {
+        if (ex && ex.name === ACCESS_DENIED) {
+            return "Access denied: this needs an administrator (pmemd's polkit policy). " +
+                "Turn on administrative access, or ask an administrator. " +
+                (ex.message ? `(${ex.message})` : "");
+        }
+        const name = ex && ex.name ? ex.name.replace(/^io\.pmemd1\.Error\./, "") : "";
+        const message = ex && ex.message ? ex.message : String(ex);
+        return name ? `${name}: ${message}` : message;
+    }
+
+    function showError(what, ex) {
+        $("toast-text").textContent = `${what} failed. ${describeError(ex)}`;
+        $("toast").dataset.error = ex && ex.name ? ex.name : "";
+        $("toast").hidden = false;
+    }
+
+    function showNotice(text) {
+        $("toast-text").textContent = text;
+        $("toast").dataset.error = "";
+        $("toast").hidden = false;
+    }
+
+    /* ---- reading ---- */
+
+    function refresh() {
+        if (!manager.valid)
+            return Promise.resolve();
+        return Promise.all([
+            client.call(MANAGER_PATH, MANAGER, "GetMemoryMap", []),
+            client.call(MANAGER_PATH, MANAGER, "ListRegions", []),
+            client.call(MANAGER_PATH, MANAGER, "GetPlan", []).catch(() => [null]),
+        ]).then(([maps, [rows], [plan]]) => {
+            page.maps.firmware = maps[0].map(toRange);
+            page.maps.boot = maps[1].map(toRange);
+            page.plan = plan ? JSON.parse(plan) : null;
+            syncRegions(rows.map(row => row[1]));
+            page.failure = "";
+            render();
+        }).catch(ex => {
+            page.failure = describeError(ex);
+            render();
+        });
+    }
+
+    function toRange([start, size, type, label]) {
+        return { start, size, type, label };
+    }
+
+    function syncRegions(paths) {
+        for (const [path, proxy] of page.regions) {
+            if (!paths.includes(path)) {
+                proxy.removeEventListener("changed", render);
+                page.regions.delete(path);
+            }
+        }
+        for (const path of paths) {
+            if (!page.regions.has(path)) {
+                const proxy = client.proxy(REGION, path);
+                proxy.addEventListener("changed", render);
+                page.regions.set(path, proxy);
+                proxy.wait(render);
+            }
+        }
+    }
+
+    /* The config file, watched (inotify through the bridge): a change made elsewhere
+     * (pmemctl, an editor) shows here unless the text is being edited. */
+    let configFile = null;
+
+    function watchConfig() {
+        const path = manager.ConfigPath;
+        if (configFile)
+            configFile.close();
+        configFile = null;
+        if (!path)
+            return;
+        $("config-path").textContent = path;
+        configFile = cockpit.file(path, { superuser: "try" });
+        configFile.watch((text, tag, error) => {
+            if (error) {
+                $("config-status").textContent = `${path} could not be read: ${describeError(error)}`;
+                return;
+            }
+            page.savedConfig = text || "";
+            if (!page.editorDirty) {
+                $("config-text").value = page.savedConfig;
+                validateEditor();
+            }
+            renderEditorButtons();
+        });
+    }
+
+    /* ---- the banner ---- */
+
+    const STATES = {
+        converged: ["Converged", "The machine matches the configuration."],
+        "changes-pending": ["Changes pending", "The boot configuration does not match the configuration yet: apply it."],
+        "reboot-required": ["Reboot required", "The next boot's command line is written; the regions take effect after a reboot."],
+        degraded: ["Degraded", ""],
+        "invalid-config": ["Invalid configuration", "The configuration file has problems (below); nothing is changed until they are fixed."],
+    };
+    const TRIALS = {
+        armed: "A trial boot is armed: the next boot tries the new options once and falls back by itself if it does not come up.",
+        running: "This boot is a trial boot of new options, being verified.",
+        committed: "The last trial boot was verified and committed.",
+        failed: "The last trial boot failed; the machine came back on its previous options.",
+    };
+
+    function degradedReason() {
+        const reasons = [];
+        if (manager.ReadError)
+            reasons.push(manager.ReadError);
+        for (const proxy of page.regions.values()) {
+            if (proxy.valid && proxy.State && proxy.State !== "ready" && proxy.State !== "missing")
+                reasons.push(`${proxy.Name}: ${proxy.StateReason}`);
+        }
+        if (manager.Trial === "failed" && manager.TrialReason)
+            reasons.push(`trial boot: ${manager.TrialReason}`);
+        return reasons.join("; ");
+    }
+
+    function renderBanner() {
+        const banner = $("banner");
+        const actions = $("banner-actions");
+        actions.replaceChildren();
+        if (!manager.valid) {
+            banner.className = "banner state-absent";
+            $("banner-title").textContent = "pmemd is not running";
+            $("banner-detail").textContent = page.failure ||
+                "The io.pmemd1 service does not answer on the system bus (systemctl status pmemd).";
+            return;
+        }
+        const state = manager.State || "unknown";
+        const [title, text] = STATES[state] || [state, ""];
+        banner.className = `banner state-${state}`;
+        banner.dataset.state = state;
+        banner.dataset.trial = manager.Trial || "none";
+        $("banner-title").textContent = title;
+        const parts = [state === "degraded" ? degradedReason() : text];
+        if (TRIALS[manager.Trial])
+            parts.push(TRIALS[manager.Trial] + (manager.TrialReason ? ` (${manager.TrialReason})` : ""));
+        $("banner-detail").textContent = parts.filter(Boolean).join(" ");
+        if (manager.RebootRequired && state === "reboot-required") {
+            actions.append(adminButton("Reboot…", () => $("reboot-dialog").showModal(),
+                                       { id: "reboot" }));
+        }
+        if (manager.Trial === "failed") {
+            actions.append(adminButton("Retry the trial boot", () => act(
+                "Retrying the trial boot", client.call(MANAGER_PATH, MANAGER, "RetryTrial", []))));
+        }
+        if (manager.Trial === "armed") {
+            actions.append(adminButton("Abort the trial boot", () => act(
+                "Aborting the trial boot", client.call(MANAGER_PATH, MANAGER, "AbortTrial", []))));
+        }
+    }
+
+    /* ---- privileges ---- */
+
+    function privileged() {
+        return permission.allowed !== false;
+    }
+
+    function adminButton(label, onclick, props) {
+        const button = el("button", { type: "button", class: "needs-admin", ...(props || {}) }, label);
+        button.addEventListener("click", onclick);
+        markAdmin(button);
+        return button;
+    }
+
+    /* A session without authority keeps its buttons (trying shows polkit's answer) but
+     * each says it needs an administrator. */
+    function markAdmin(button) {
+        const tag = button.querySelector(".admin-tag");
+        if (privileged()) {
+            if (tag)
+                tag.remove();
+            button.removeAttribute("aria-description");
+        } else if (!tag) {
+            button.append(el("span", { class: "admin-tag" }, " (needs administrator)"));
+        }
+    }
+
+    function renderPrivileges() {
+        document.body.dataset.privileged = privileged() ? "yes" : "no";
+        for (const button of document.querySelectorAll(".needs-admin"))
+            markAdmin(button);
+        $("config-text").readOnly = !privileged();
+    }
+
+    /* ---- the memory map ---- */
+
+    const TYPE_NAMES = {
+        usable: "usable RAM",
+        reserved: "reserved",
+        acpi: "ACPI tables",
+        "acpi-nvs": "ACPI NVS",
+        unusable: "unusable",
+        "persistent-legacy": "emulated pmem",
+        persistent: "persistent memory",
+        "soft-reserved": "soft reserved",
+        other: "other",
+        region: "pmemd region",
+    };
+
+    function regionRanges() {
+        return [...page.regions.values()].filter(p => p.valid && p.Size > 0).map(p => ({
+            start: p.Offset, size: p.Size, type: "region", label: p.Name, memmap: p.Memmap,
+        }));
+    }
+
+    /* This boot's map, with pmem ranges named after the region at the same place. */
+    function bootRanges() {
+        const byStart = new Map(regionRanges().map(r => [r.start, r]));
+        return page.maps.boot.map(r => {
+            const region = r.type === "persistent-legacy" ? byStart.get(r.start) : null;
+            return region && region.size === r.size
+                ? { ...r, name: region.label, memmap: region.memmap }
+                : r;
+        });
+    }
+
+    function describeRange(r) {
+        const end = r.start + r.size - 1;
+        const what = r.type === "region"
+            ? `region ${r.label} (next boot)`
+            : `${r.name ? "region " + r.name + ": " : ""}${r.label || TYPE_NAMES[r.type] || r.type}`;
+        const option = r.memmap ? `, ${r.memmap}` : "";
+        return `${what}: ${L.hex(r.start)}–${L.hex(end)}, ${L.formatSize(r.size)}${option}`;
+    }
+
+    function renderMapRow(title, ranges, scale, rowClass) {
+        const track = el("div", { class: "map-track", role: "list", "aria-label": title });
+        for (const r of ranges) {
+            const left = scale.position(r.start);
+            const width = scale.position(r.start + r.size) - left;
+            const text = describeRange(r);
+            const segment = el("div", {
+                class: `map-segment type-${r.type}`,
+                tabIndex: 0,
+                role: "listitem",
+                title: text,
+                "aria-label": text,
+                "data-start": String(r.start),
+                "data-size": String(r.size),
+                "data-type": r.type,
+            });
+            if (r.name || r.type === "region")
+                segment.dataset.region = r.name || r.label;
+            segment.style.left = `${left}%`;
+            segment.style.width = `${Math.max(width, 0)}%`;
+            if (width > 6 && (r.name || r.type === "region"))
+                segment.append(el("span", { class: "map-label" }, r.name || r.label));
+            const show = () => { $("map-detail").textContent = text };
+            segment.addEventListener("focus", show);
+            segment.addEventListener("mouseenter", show);
+            track.append(segment);
+        }
+        for (const gap of scale.breaks) {
+            const mark = el("div", { class: "map-break", title: `no memory ${L.hex(gap.start)}–${L.hex(gap.end - 1)} (not to scale)` });
+            mark.style.left = `${gap.at}%`;
+            track.append(mark);
+        }
+        return el("div", { class: `map-row ${rowClass}` },
+                  el("div", { class: "map-row-title" }, title), track);
+    }
+
+    /* Addresses under the map: where each span starts, and where the last one ends,
+     * leaving out a label that would run into the one before it. */
+    function renderAxis(scale) {
+        const axis = el("div", { class: "map-axis", "aria-hidden": "true" });
+        const marks = scale.spans.map(span => [span.start, span.left]);
+        if (scale.spans.length)
+            marks.push([scale.spans[scale.spans.length - 1].end, 100]);
+        const shown = [];
+        marks.forEach(([address, at], index) => {
+            const final = index === marks.length - 1;
+            const previous = shown[shown.length - 1];
+            if (previous && at - previous.at < 12) {
+                if (!final || shown.length === 1)
+                    return;
+                shown.pop(); // the end of the map wins over a span's start beside it
+            }
+            shown.push({ address, at, final });
+        });
+        for (const [index, { address, at, final }] of shown.entries()) {
+            const tick = el("span", { class: "map-tick" }, L.hex(address));
+            tick.classList.toggle("first", index === 0);
+            tick.classList.toggle("last", final);
+            tick.style.left = `${at}%`;
+            axis.append(tick);
+        }
+        return el("div", { class: "map-row" }, el("div", { class: "map-row-title" }), axis);
+    }
+
+    function renderMap() {
+        const firmware = page.maps.firmware;
+        const boot = bootRanges();
+        const next = regionRanges();
+        const scale = L.scale([...firmware, ...boot, ...next]);
+        const map = $("map");
+        map.replaceChildren(
+            renderMapRow("Firmware", firmware, scale, "row-firmware"),
+            renderMapRow("This boot", boot, scale, "row-boot"),
+            renderMapRow("Next boot", [...firmware.filter(r => r.type === "usable"), ...next],
+                         scale, "row-next"),
+            renderAxis(scale));
+        const seen = new Set([...firmware, ...boot, ...next].map(r => r.type));
+        $("map-legend").replaceChildren(...[...seen].map(type => el(
+            "span", { class: "legend-item" }, el("span", { class: `swatch type-${type}` }),
+            TYPE_NAMES[type] || type)));
+        $("map-table").tBodies[0].replaceChildren(...firmware.map(r => el(
+            "tr", {}, el("td", {}, L.hex(r.start)), el("td", {}, L.hex(r.start + r.size - 1)),
+            el("td", {}, L.formatSize(r.size)), el("td", {}, r.label || r.type))));
+    }
+
+    /* ---- the regions table ---- */
+
+    function renderRegions() {
+        const body = $("regions").tBodies[0];
+        const proxies = [...page.regions.values()].filter(p => p.valid)
+                .sort((a, b) => a.Offset - b.Offset);
+        $("regions-empty").hidden = proxies.length > 0 || !manager.valid;
+        body.replaceChildren(...proxies.map(renderRegionRow));
+    }
+
+    function renderRegionRow(p) {
+        const actions = el("td", { class: "row-actions" });
+        if (p.Mountpoint) {
+            const mounted = p.State === "ready" || p.State === "not-dax";
+            actions.append(mounted
+                ? adminButton("Unmount", () => act(`Unmounting ${p.Name}`, p.call("Unmount", [])),
+                              { "aria-label": `Unmount ${p.Name}` })
+                : adminButton("Mount", () => act(`Mounting ${p.Name}`, p.call("Mount", [])),
+                              { "aria-label": `Mount ${p.Name}` }));
+        }
+        if (p.FilesystemType && p.Device) {
+            actions.append(adminButton("Format…", () => askFormat(p),
+                                       { "aria-label": `Format ${p.Name}`, class: "needs-admin danger-outline" }));
+        }
+        const cell = (label, props, ...children) => el("td", { ...props, "data-label": label }, ...children);
+        return el("tr", { "data-region": p.Name },
+                  el("th", { scope: "row" }, p.Name),
+                  cell("Size", {}, L.formatSize(p.Size)),
+                  cell("Address", { class: "mono", title: p.Memmap }, L.hex(p.Offset)),
+                  cell("Device", { class: "mono" }, p.Device || "—"),
+                  cell("Filesystem", {}, p.FilesystemType || "—"),
+                  cell("Mountpoint", { class: "mono" }, p.Mountpoint || "—"),
+                  cell("DAX", {}, p.Dax ? "on" : "off"),
+                  cell("State", { class: `state state-${p.State}` },
+                       el("span", { class: "state-name" }, p.State),
+                       el("span", { class: "state-reason" }, p.StateReason)),
+                  actions);
+    }
+
+    let formatting = null;
+
+    function askFormat(p) {
+        formatting = p;
+        $("format-title").textContent = `Format ${p.Device}?`;
+        $("format-text").textContent =
+            `A new ${p.FilesystemType} filesystem is made on ${p.Device} (region ${p.Name}, ` +
+            `${L.formatSize(p.Size)} at ${L.hex(p.Offset)})` +
+            (p.Mountpoint ? `, mounted at ${p.Mountpoint}` : "") +
+            `. Everything stored on it is destroyed and cannot be recovered.`;
+        $("format-confirm").textContent = `Format ${p.Device}`;
+        $("format-force").checked = false;
+        $("format-dialog").showModal();
+    }
+
+    /* ---- the plan ---- */
+
+    function renderPlan() {
+        const plan = page.plan;
+        const changes = plan ? plan.changes.filter(c => c.action !== "keep") : [];
+        $("plan-changes").replaceChildren(...(changes.length
+            ? changes.map(c => el("li", { class: `change change-${c.action}` },
+                                  el("span", { class: "mono" }, `${c.action} ${c.argument}`),
+                                  c.reason ? ` — ${c.reason}` : ""))
+            : [el("li", { class: "change change-none" },
+                  plan ? "Nothing: the next boot's command line already matches the configuration."
+                      : "No plan: the configuration or the machine could not be read.")]));
+        const warnings = (manager.Warnings || []).map(([code, region, message]) =>
+            el("li", { class: "warning", "data-code": code },
+               el("strong", {}, region ? `${region}: ` : ""), message));
+        $("plan-warnings").replaceChildren(...warnings);
+        $("apply-dry-run").disabled = !manager.valid || manager.State !== "changes-pending";
+    }
+
+    /* ---- the editor ---- */
+
+    function renderGutter(problems) {
+        const lines = $("config-text").value.split("\n").length;
+        const marked = new Map();
+        for (const p of problems)
+            marked.set(p.line, (marked.has(p.line) ? marked.get(p.line) + "; " : "") + p.message);
+        const gutter = $("config-gutter");
+        gutter.replaceChildren(...Array.from({ length: lines }, (_, i) => {
+            const number = el("div", { class: marked.has(i + 1) ? "line error" : "line" }, String(i + 1));
+            if (marked.has(i + 1))
+                number.title = marked.get(i + 1);
+            return number;
+        }));
+        gutter.scrollTop = $("config-text").scrollTop;
+    }
+
+    function goToLine(line, column) {
+        const text = $("config-text");
+        const lines = text.value.split("\n");
+        let offset = 0;
+        for (let i = 0; i < line - 1 && i < lines.length; i++)
+            offset += lines[i].length + 1;
+        text.focus();
+        text.setSelectionRange(offset + Math.max(column - 1, 0), offset + (lines[line - 1] || "").length);
+    }
+
+    function showProblems(problems, warnings) {
+        const list = $("config-problems");
+        list.replaceChildren(
+            ...problems.map(p => {
+                const link = el("button", { type: "button", class: "link" },
+                                `Line ${p.line}, column ${p.column}`);
+                link.addEventListener("click", () => goToLine(p.line, p.column));
+                return el("li", { class: "problem", "data-line": String(p.line), "data-column": String(p.column) },
+                          link, `: ${p.key ? p.key + ": " : ""}${p.message}`);
+            }),
+            ...warnings.map(([code, region, message]) =>
+                el("li", { class: "warning", "data-code": code }, region ? `${region}: ${message}` : message)));
+        $("config-text").setAttribute("aria-invalid", problems.length ? "true" : "false");
+        renderGutter(problems);
+    }
+
+    let validateTimer = null;
+
+    function validateEditor() {
+        clearTimeout(validateTimer);
+        const text = $("config-text").value;
+        const sequence = ++page.validation;
+        page.editorValid = null;
+        renderEditorButtons();
+        $("config-status").textContent = "Checking…";
+        client.call(MANAGER_PATH, MANAGER, "Validate", [text])
+                .then(([warnings]) => {
+                    if (sequence !== page.validation)
+                        return;
+                    page.editorValid = true;
+                    $("config-status").textContent = "Valid for this machine.";
+                    showProblems([], warnings);
+                    renderEditorButtons();
+                })
+                .catch(ex => {
+                    if (sequence !== page.validation)
+                        return;
+                    page.editorValid = false;
+                    const problems = ex.name === INVALID_CONFIG ? L.parseProblems(ex.message) : [];
+                    $("config-status").textContent = problems.length
+                        ? `${problems.length} problem${problems.length > 1 ? "s" : ""}: nothing can be applied until ${problems.length > 1 ? "they are" : "it is"} fixed.`
+                        : `Could not check it: ${describeError(ex)}`;
+                    showProblems(problems, []);
+                    renderEditorButtons();
+                });
+    }
+
+    function renderEditorButtons() {
+        const changed = page.savedConfig !== null && $("config-text").value !== page.savedConfig;
+        $("config-review").disabled = !(changed && page.editorValid === true && manager.valid);
+        $("config-revert").disabled = !changed;
+        if (!changed)
+            $("config-diff-box").hidden = true;
+    }
+
+    function reviewConfig() {
+        const text = $("config-text").value;
+        client.call(MANAGER_PATH, MANAGER, "PlanConfig", [text]).then(([document]) => {
+            const plan = JSON.parse(document);
+            $("config-diff-path").textContent = manager.ConfigPath;
+            $("config-diff").replaceChildren(...L.diffLines(page.savedConfig || "", text).map(
+                row => el("span", { class: `diff-line diff-${{ " ": "same", "-": "removed", "+": "added" }[row.op]}` },
+                          `${row.op} ${row.text}\n`)));
+            const changes = plan.changes.filter(c => c.action !== "keep");
+            $("config-diff-plan").replaceChildren(...(changes.length
+                ? changes.map(c => el("li", { class: `change change-${c.action}` },
+                                      el("span", { class: "mono" }, `${c.action} ${c.argument}`),
+                                      c.reason ? ` — ${c.reason}` : ""))
+                : [el("li", {}, "The kernel command line stays as it is.")]));
+            $("config-diff-box").hidden = false;
+            $("config-apply").focus();
+        }).catch(ex => showError("Reviewing the configuration", ex));
+    }
+
+    function applyConfig() {
+        const text = $("config-text").value;
+        act("Saving and applying the configuration",
+            client.call(MANAGER_PATH, MANAGER, "SetConfig", [text, true]).then(([state]) => {
+                page.savedConfig = text;
+                page.editorDirty = false;
+                $("config-diff-box").hidden = true;
+                renderEditorButtons();
+                showNotice(`Saved and applied: ${(STATES[state] || [state])[0].toLowerCase()}.`);
+            }));
+    }
+
+    /* ---- acting ---- */
+
+    function act(what, promise) {
+        return promise.catch(ex => showError(what, ex));
+    }
+
+    function dryRun() {
+        client.call(MANAGER_PATH, MANAGER, "Apply", [true]).then(([state, report]) => {
+            $("apply-report").textContent = report.join("\n");
+            $("apply-review").hidden = false;
+            $("apply-confirm").focus();
+        }).catch(ex => showError("The dry run", ex));
+    }
+
+    function reboot() {
+        $("reboot-dialog").close();
+        const logind = cockpit.dbus("org.freedesktop.login1", { superuser: "try" });
+        act("Rebooting", logind.call("/org/freedesktop/login1", "org.freedesktop.login1.Manager",
+                                     "Reboot", [true]));
+    }
+
+    /* ---- wiring ---- */
+
+    function render() {
+        document.getElementById("page").setAttribute("aria-busy", "false");
+        $("version").textContent = manager.valid && manager.Version ? manager.Version : "";
+        renderBanner();
+        renderMap();
+        renderRegions();
+        renderPlan();
+        renderPrivileges();
+        renderEditorButtons();
+        document.body.dataset.rendered = String(Number(document.body.dataset.rendered || 0) + 1);
+    }
+
+    function wire() {
+        $("config-text").addEventListener("input", () => {
+            page.editorDirty = true;
+            renderGutter([]);
+            renderEditorButtons();
+            clearTimeout(validateTimer);
+            validateTimer = setTimeout(validateEditor, VALIDATE_DELAY);
+        });
+        $("config-text").addEventListener("scroll", () => {
+            $("config-gutter").scrollTop = $("config-text").scrollTop;
+        });
+        $("config-review").addEventListener("click", reviewConfig);
+        $("config-apply").addEventListener("click", applyConfig);
+        $("config-cancel").addEventListener("click", () => { $("config-diff-box").hidden = true });
+        $("config-revert").addEventListener("click", () => {
+            $("config-text").value = page.savedConfig || "";
+            page.editorDirty = false;
+            validateEditor();
+        });
+        $("apply-dry-run").addEventListener("click", dryRun);
+        $("apply-cancel").addEventListener("click", () => { $("apply-review").hidden = true });
+        $("apply-confirm").addEventListener("click", () => {
+            $("apply-review").hidden = true;
+            act("Applying", client.call(MANAGER_PATH, MANAGER, "Apply", [false]));
+        });
+        $("format-cancel").addEventListener("click", () => $("format-dialog").close());
+        $("format-confirm").addEventListener("click", () => {
+            const p = formatting;
+            $("format-dialog").close();
+            act(`Formatting ${p.Device}`, p.call("Format", [$("format-force").checked]));
+        });
+        $("reboot-cancel").addEventListener("click", () => $("reboot-dialog").close());
+        $("reboot-confirm").addEventListener("click", reboot);
+        $("toast-close").addEventListener("click", () => { $("toast").hidden = true });
+
+        let lastConfigPath = null;
+        manager.addEventListener("changed", () => {
+            refresh();
+            if (manager.ConfigPath !== lastConfigPath) {
+                lastConfigPath = manager.ConfigPath;
+                watchConfig();
+            }
+        });
+        permission.addEventListener("changed", render);
+        manager.wait(() => {
+            lastConfigPath = manager.ConfigPath;
+            watchConfig();
+            refresh().then(render);
+        });
+        client.addEventListener("close", (event, options) => {
+            page.failure = options && options.problem ? `The bus connection closed: ${options.problem}` : "";
+            render();
+        });
+    }
+
+    document.addEventListener("DOMContentLoaded", () => {
+        wire();
+        render();
+    });
+}());

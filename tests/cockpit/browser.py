@@ -1,0 +1,78 @@
+"""Headless Chromium (Debian's ``chromium`` and ``chromium-driver``) through Selenium, and
+the waits the page's tests need: for a condition in the page, bounded, never a sleep."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.wait import WebDriverWait
+
+from tests.cockpit.harness import CHROMEDRIVER, CHROMIUM
+
+WAIT = 30.0  # bound on every wait; reached only when something is broken
+T = TypeVar("T")
+
+
+@dataclass
+class Browser:
+    driver: webdriver.Chrome
+
+    def open(self, url: str) -> None:
+        """Load the page and wait until it has rendered the service's state."""
+        self.driver.get(url)
+        self.until(lambda: self.js("return document.body.dataset.rendered") is not None
+                   and self.js("return document.getElementById('banner').dataset.state")
+                   is not None and self.js("return document.querySelectorAll("
+                                           "'#regions tbody tr').length") > 0,
+                   "the page did not render the service's state")
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)  # type: ignore[no-untyped-call]
+
+    def until(self, condition: Callable[[], T], message: str) -> T:
+        try:
+            found: T = WebDriverWait(self.driver, WAIT, poll_frequency=0.1).until(
+                lambda _driver: condition(), message)
+            return found
+        except TimeoutException as error:
+            raise AssertionError(f"{message}\n{self.text('page')}") from error
+
+    def find(self, selector: str) -> WebElement:
+        return self.driver.find_element(By.CSS_SELECTOR, selector)
+
+    def find_all(self, selector: str) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, selector)
+
+    def text(self, element_id: str) -> str:
+        return str(self.driver.find_element(By.ID, element_id).text)
+
+    def resize(self, width: int, height: int) -> None:
+        self.driver.set_window_size(width, height)
+
+    def screenshot(self, path: Path) -> None:
+        """The whole page, however long."""
+        height = int(self.js("return document.documentElement.scrollHeight"))
+        width = int(self.js("return window.innerWidth"))
+        self.driver.set_window_size(width, max(height + 100, 600))
+        self.driver.save_screenshot(str(path))
+
+    def quit(self) -> None:
+        self.driver.quit()
+
+
+def start_browser(profile: Path) -> Browser:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                     "--force-device-scale-factor=1", "--lang=en-US"):
+        options.add_argument(argument)  # type: ignore[no-untyped-call]
+    return Browser(webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options))
