@@ -47,6 +47,22 @@
         return node;
     }
 
+    /* Make parent's children equal to ``children``, keeping every existing node that is
+     * already equal to its new counterpart: a render that changes nothing there moves no
+     * keyboard focus and keeps what a user is pointing at. */
+    function patch(parent, children) {
+        const old = [...parent.children];
+        children.forEach((child, index) => {
+            const existing = old[index];
+            if (!existing)
+                parent.append(child);
+            else if (!existing.isEqualNode(child))
+                parent.replaceChild(child, existing);
+        });
+        for (const extra of old.slice(children.length))
+            extra.remove();
+    }
+
     /* ---- errors ---- */
 
     function describeError(ex) {
@@ -173,9 +189,9 @@
 
     function renderBanner() {
         const banner = $("banner");
-        const actions = $("banner-actions");
-        actions.replaceChildren();
+        const actions = [];
         if (!manager.valid) {
+            patch($("banner-actions"), actions);
             banner.className = "banner state-absent";
             $("banner-title").textContent = "pmemd is not running";
             $("banner-detail").textContent = page.failure ||
@@ -193,17 +209,18 @@
             parts.push(TRIALS[manager.Trial] + (manager.TrialReason ? ` (${manager.TrialReason})` : ""));
         $("banner-detail").textContent = parts.filter(Boolean).join(" ");
         if (manager.RebootRequired && state === "reboot-required") {
-            actions.append(adminButton("Reboot…", () => $("reboot-dialog").showModal(),
+            actions.push(adminButton("Reboot…", () => $("reboot-dialog").showModal(),
                                        { id: "reboot" }));
         }
         if (manager.Trial === "failed") {
-            actions.append(adminButton("Retry the trial boot", () => act(
+            actions.push(adminButton("Retry the trial boot", () => act(
                 "Retrying the trial boot", client.call(MANAGER_PATH, MANAGER, "RetryTrial", []))));
         }
         if (manager.Trial === "armed") {
-            actions.append(adminButton("Abort the trial boot", () => act(
+            actions.push(adminButton("Abort the trial boot", () => act(
                 "Aborting the trial boot", client.call(MANAGER_PATH, MANAGER, "AbortTrial", []))));
         }
+        patch($("banner-actions"), actions);
     }
 
     /* ---- privileges ---- */
@@ -252,6 +269,7 @@
         "soft-reserved": "soft reserved",
         other: "other",
         region: "pmemd region",
+        kernel: "kernel image",
     };
 
     function regionRanges() {
@@ -260,15 +278,23 @@
         }));
     }
 
-    /* This boot's map, with pmem ranges named after the region at the same place. */
+    /* This boot's map, with pmem ranges named after the region at the same place, and the
+     * kernel image (from its code to its bss) over the RAM that holds it. */
     function bootRanges() {
         const byStart = new Map(regionRanges().map(r => [r.start, r]));
-        return page.maps.boot.map(r => {
+        const ranges = page.maps.boot.map(r => {
             const region = r.type === "persistent-legacy" ? byStart.get(r.start) : null;
             return region && region.size === r.size
                 ? { ...r, name: region.label, memmap: region.memmap }
                 : r;
         });
+        const image = manager.valid ? manager.KernelImage || [] : [];
+        if (image.length) {
+            const start = Math.min(...image.map(([s]) => s));
+            const end = Math.max(...image.map(([s, size]) => s + size));
+            ranges.push({ start, size: end - start, type: "kernel", label: "kernel image" });
+        }
+        return ranges;
     }
 
     function describeRange(r) {
@@ -350,17 +376,17 @@
         const next = regionRanges();
         const scale = L.scale([...firmware, ...boot, ...next]);
         const map = $("map");
-        map.replaceChildren(
+        patch(map, [
             renderMapRow("Firmware", firmware, scale, "row-firmware"),
             renderMapRow("This boot", boot, scale, "row-boot"),
             renderMapRow("Next boot", [...firmware.filter(r => r.type === "usable"), ...next],
                          scale, "row-next"),
-            renderAxis(scale));
+            renderAxis(scale)]);
         const seen = new Set([...firmware, ...boot, ...next].map(r => r.type));
-        $("map-legend").replaceChildren(...[...seen].map(type => el(
+        patch($("map-legend"), [...seen].map(type => el(
             "span", { class: "legend-item" }, el("span", { class: `swatch type-${type}` }),
             TYPE_NAMES[type] || type)));
-        $("map-table").tBodies[0].replaceChildren(...firmware.map(r => el(
+        patch($("map-table").tBodies[0], firmware.map(r => el(
             "tr", {}, el("td", {}, L.hex(r.start)), el("td", {}, L.hex(r.start + r.size - 1)),
             el("td", {}, L.formatSize(r.size)), el("td", {}, r.label || r.type))));
     }
@@ -372,7 +398,7 @@
         const proxies = [...page.regions.values()].filter(p => p.valid)
                 .sort((a, b) => a.Offset - b.Offset);
         $("regions-empty").hidden = proxies.length > 0 || !manager.valid;
-        body.replaceChildren(...proxies.map(renderRegionRow));
+        patch(body, proxies.map(renderRegionRow));
     }
 
     function renderRegionRow(p) {
@@ -424,7 +450,7 @@
     function renderPlan() {
         const plan = page.plan;
         const changes = plan ? plan.changes.filter(c => c.action !== "keep") : [];
-        $("plan-changes").replaceChildren(...(changes.length
+        patch($("plan-changes"), (changes.length
             ? changes.map(c => el("li", { class: `change change-${c.action}` },
                                   el("span", { class: "mono" }, `${c.action} ${c.argument}`),
                                   c.reason ? ` — ${c.reason}` : ""))
@@ -434,7 +460,7 @@
         const warnings = (manager.Warnings || []).map(([code, region, message]) =>
             el("li", { class: "warning", "data-code": code },
                el("strong", {}, region ? `${region}: ` : ""), message));
-        $("plan-warnings").replaceChildren(...warnings);
+        patch($("plan-warnings"), warnings);
         $("apply-dry-run").disabled = !manager.valid || manager.State !== "changes-pending";
     }
 
@@ -446,7 +472,7 @@
         for (const p of problems)
             marked.set(p.line, (marked.has(p.line) ? marked.get(p.line) + "; " : "") + p.message);
         const gutter = $("config-gutter");
-        gutter.replaceChildren(...Array.from({ length: lines }, (_, i) => {
+        patch(gutter, Array.from({ length: lines }, (_, i) => {
             const number = el("div", { class: marked.has(i + 1) ? "line error" : "line" }, String(i + 1));
             if (marked.has(i + 1))
                 number.title = marked.get(i + 1);
@@ -467,7 +493,7 @@
 
     function showProblems(problems, warnings) {
         const list = $("config-problems");
-        list.replaceChildren(
+        patch(list, [
             ...problems.map(p => {
                 const link = el("button", { type: "button", class: "link" },
                                 `Line ${p.line}, column ${p.column}`);
@@ -476,7 +502,7 @@
                           link, `: ${p.key ? p.key + ": " : ""}${p.message}`);
             }),
             ...warnings.map(([code, region, message]) =>
-                el("li", { class: "warning", "data-code": code }, region ? `${region}: ${message}` : message)));
+                el("li", { class: "warning", "data-code": code }, region ? `${region}: ${message}` : message))]);
         $("config-text").setAttribute("aria-invalid", problems.length ? "true" : "false");
         renderGutter(problems);
     }

@@ -98,6 +98,7 @@ MANAGER_PROPERTIES = {
     "ReadError": "s",
     "Trial": "s",  # none | armed | running | committed | failed (see pmemd.core.trial)
     "TrialReason": "s",
+    "KernelImage": "a(tt)",  # (start, size) of this boot's kernel code, rodata, data, bss
 }
 REGION_PROPERTIES = {
     "Name": "s",

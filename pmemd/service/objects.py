@@ -203,6 +203,10 @@ class ManagerInterface(_Interface):
     def TrialReason(self) -> str:
         return self.view.TrialReason
 
+    @manager_property
+    def KernelImage(self) -> list[list[int]]:
+        return self.view.KernelImage
+
     @dbus_method(api.RELOAD)
     async def Reload(self) -> None:
         # It makes root write the generator's cache: a change, asked of polkit like one.

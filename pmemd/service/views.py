@@ -35,6 +35,7 @@ class ManagerView:
     ReadError: str
     Trial: str
     TrialReason: str
+    KernelImage: list[list[int]]  # (start, size) of each part
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,15 @@ def manager_view(status: Status) -> ManagerView:
         ReadError=status.machine_error or "",
         Trial=status.trial.state.value,
         TrialReason=status.trial.reason,
+        KernelImage=kernel_image(status.facts),
     )
+
+
+def kernel_image(facts: MachineFacts | None) -> list[list[int]]:
+    """Where this boot's kernel image lies (``/proc/iomem``'s Kernel code, rodata, data and
+    bss), as ``(start, size)`` rows; none when unknown."""
+    image = facts.memory.kernel_image if facts is not None else ()
+    return [[part.start, part.size] for part in image]
 
 
 def running_memmap(facts: MachineFacts | None) -> list[str]:

@@ -64,6 +64,11 @@ class Browser:
         self.driver.set_window_size(width, max(height + 100, 600))
         self.driver.save_screenshot(str(path))
 
+    def errors(self) -> list[str]:
+        """The page's uncaught errors and console errors since the last call."""
+        return [str(entry["message"]) for entry in self.driver.get_log("browser")
+                if entry["level"] == "SEVERE"]
+
     def quit(self) -> None:
         self.driver.quit()
 
@@ -75,4 +80,5 @@ def start_browser(profile: Path) -> Browser:
                      "--disable-dev-shm-usage", f"--user-data-dir={profile}",
                      "--force-device-scale-factor=1", "--lang=en-US"):
         options.add_argument(argument)  # type: ignore[no-untyped-call]
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return Browser(webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options))

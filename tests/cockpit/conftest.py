@@ -32,9 +32,14 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
 
 @pytest.fixture
 def browser(chromium: Browser) -> Iterator[Browser]:
+    """The module's Chromium; a test fails when its page logged an error (an uncaught
+    exception, a failed load)."""
     chromium.resize(1280, 1000)
+    chromium.errors()
     yield chromium
+    errors = chromium.errors()
     chromium.driver.get("about:blank")
+    assert errors == []
 
 
 # The D-Bus tests' private bus, work directory and service, over this module's root.

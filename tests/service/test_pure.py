@@ -39,7 +39,7 @@ def view(**changes: Any) -> ManagerView:
         "Bootloader": "update-grub", "BootloaderReason": "update-grub: found",
         "ConfigPath": "/etc/pmemd.yaml", "CurrentMemmap": ["memmap=4G!12G"],
         "DesiredMemmap": ["memmap=4G!12G"], "Warnings": [], "Problems": [], "ReadError": "",
-        "Trial": "none", "TrialReason": ""}
+        "Trial": "none", "TrialReason": "", "KernelImage": [[0xb000000, 0x1003000]]}
     return ManagerView(**{**fields, **changes})
 
 
