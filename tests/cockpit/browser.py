@@ -66,7 +66,8 @@ class Browser:
 
     def errors(self) -> list[str]:
         """The page's uncaught errors and console errors since the last call."""
-        return [str(entry["message"]) for entry in self.driver.get_log("browser")
+        log = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        return [str(entry["message"]) for entry in log
                 if entry["level"] == "SEVERE"]
 
     def quit(self) -> None:
