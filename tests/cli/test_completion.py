@@ -265,6 +265,12 @@ def test_pmemd_offers_the_regions_of_the_config_it_will_read(complete: Completer
                                    "--config", str(other), ""])) == ["logs", "scratch"]
     assert complete(shell, ["pmemd", "make-filesystem", "-v", f"--config={other}", "s"]) == \
         ["scratch"]
+    spaced = tmp_path / "my configs" / "pmemd.yaml"
+    spaced.parent.mkdir()
+    spaced.write_text(OTHER_CONFIG)
+    for typed in (f'"{spaced}"', f"'{spaced}'", str(spaced).replace(" ", "\\ ")):
+        assert sorted(complete(shell, ["pmemd", "verify-dax", "--config", typed, ""])) == \
+            ["logs", "scratch"], typed
     # the region is the only positional (zsh offers the options instead)
     after = complete(shell, ["pmemd", "verify-dax", "--root", str(root), "data", ""])
     assert [word for word in after if not word.startswith("-")] == []
