@@ -11,6 +11,8 @@ import argparse
 import os
 import pty
 import select
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +26,16 @@ from pmemd.cli import ctl
 from pmemd.cli.pmemd import build_parser as pmemd_parser
 from tests.conftest import REPO, run_pmemd
 from tests.service.conftest import CONFIG, make_machine
-from tests.service.harness import TIMEOUT, PrivateBus, Running, private_bus
+from tests.service.harness import (
+    BUS_NAME,
+    TIMEOUT,
+    PrivateBus,
+    Running,
+    call,
+    private_bus,
+    serve_argv,
+    world_readable_dir,
+)
 
 SHELLS = ("bash", "zsh")
 PARSERS = {"pmemctl": ctl.build_parser(), "pmemd": pmemd_parser()}
@@ -291,27 +302,49 @@ def test_pmemctl_offers_the_regions_of_the_running_service(
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_without_the_service_pmemctl_offers_the_regions_of_etc_pmemd_yaml(
-        tmp_path: Path, shell: str) -> None:
-    etc = tmp_path / "etc"
-    etc.mkdir()
-    (etc / "pmemd.yaml").write_text(OTHER_CONFIG)
+        tmp_path: Path, shell: str, etc: Path) -> None:
     complete = Completer(tmp_path / "home", etc=etc)  # no bus at all
     assert sorted(complete(shell, ["pmemctl", "umount", ""])) == ["logs", "scratch"]
     assert complete.stderr.count("rror") == 0
 
 
+@pytest.fixture
+def etc(tmp_path: Path) -> Path:
+    """An /etc whose pmemd.yaml declares other regions than the service's."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "pmemd.yaml").write_text(OTHER_CONFIG)
+    return tmp_path / "etc"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_tab_never_starts_the_service(tmp_path: Path, shell: str, etc: Path) -> None:
+    """The service is bus-activatable but not running: the config answers, at once, and
+    the service is still not running after the <Tab>."""
+    workdir = world_readable_dir("pmemd-completion-")
+    try:
+        with private_bus(workdir, activation=serve_argv(make_machine(workdir))) as bus:
+            complete = Completer(tmp_path / "home", bus=bus.address, etc=etc)
+            assert sorted(complete(shell, ["pmemctl", "mount", ""])) == ["logs", "scratch"]
+            owned = call(bus.address, "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                         "NameHasOwner", "s", [BUS_NAME],
+                         destination="org.freedesktop.DBus").ok()
+            assert owned == [False]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.mark.parametrize("shell", SHELLS)
 def test_a_service_that_never_answers_costs_seconds_and_prints_nothing(
-        tmp_path: Path, shell: str) -> None:
-    """Activation starts a process that never takes the bus name: busctl's timeout ends
-    the wait, the config is the answer, and nothing is written to the terminal."""
-    etc = tmp_path / "etc"
-    etc.mkdir()
-    (etc / "pmemd.yaml").write_text(OTHER_CONFIG)
-    with private_bus(tmp_path, activation=["/bin/sleep", "20"]) as bus:
-        complete = Completer(tmp_path / "home", bus=bus.address, etc=etc)
+        tmp_path: Path, shell: str, etc: Path, bus: PrivateBus, service: Running) -> None:
+    """The service owns its name but is stopped (SIGSTOP): busctl's timeout ends the wait,
+    the config is the answer, and nothing is written to the terminal."""
+    complete = Completer(tmp_path / "home", bus=bus.address, etc=etc)
+    service.process.send_signal(signal.SIGSTOP)
+    try:
         assert sorted(complete(shell, ["pmemctl", "mount", ""])) == ["logs", "scratch"]
-    assert complete.seconds < 10
+    finally:
+        service.process.send_signal(signal.SIGCONT)
+    assert 2 <= complete.seconds < 8
     if shell == "bash":
         assert complete.stderr == ""
     else:
