@@ -64,7 +64,8 @@ printf '%s\n' "${COMPREPLY[@]}"
 """
 
 # zsh: an interactive zsh on a terminal; compadd, which every completion function ends in,
-# also writes each match it adds to a file (calls that only test matches pass through).
+# also writes each match it adds to a file, and the descriptions it shows beside them (-d)
+# to another (calls that only test matches pass through).
 ZSHRC = r"""
 fpath=({directory} $fpath)
 autoload -Uz compinit && compinit -u -D
@@ -74,6 +75,8 @@ compadd() {{
     local -a matched
     builtin compadd -O matched "$@"
     (( $#matched )) && print -rl -- "${{matched[@]}}" >> {matches}
+    local described=${{@[(i)-d]}}
+    (( described < $# )) && print -rl -- "${{(@P)@[described + 1]}}" >> {matches}.described
     builtin compadd "$@"
 }}
 PS1='%%READY%% '
@@ -92,6 +95,7 @@ class Completer:
     with_pmemd: bool = True
     etc: Path | None = None
     stderr: str = field(default="", init=False)
+    described: Path | None = field(default=None, init=False)  # zsh: what it shows beside
     seconds: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
@@ -125,6 +129,11 @@ class Completer:
         finally:
             self.seconds = time.monotonic() - started
 
+    def descriptions(self) -> list[str]:
+        """What zsh showed beside the matches of the last line (columns closed up)."""
+        assert self.described is not None and self.described.exists()
+        return [" ".join(line.split()) for line in self.described.read_text().splitlines()]
+
     def bash(self, words: Sequence[str]) -> list[str]:
         completions = self.home / "bash-completion" / "completions"
         if not completions.exists():
@@ -141,6 +150,8 @@ class Completer:
     def zsh(self, line: str) -> list[str]:
         matches = self.home / "matches"
         matches.unlink(missing_ok=True)
+        self.described = matches.with_name("matches.described")
+        self.described.unlink(missing_ok=True)
         (self.home / ".zshrc").write_text(ZSHRC.format(
             directory=REPO / "shell-completion" / "zsh", matches=matches))
         controller, terminal = pty.openpty()
@@ -296,6 +307,10 @@ def test_pmemctl_offers_the_regions_of_the_running_service(
         assert sorted(complete(shell, ["pmemctl", command, ""])) == ["data", "fast-log"]
     assert complete(shell, ["pmemctl", "--no-ask-password", "format", "--force", "f"]) == \
         ["fast-log"]
+    if shell == "zsh":  # beside each name: its mountpoint and state, as the service says
+        complete(shell, ["pmemctl", "mount", ""])
+        assert complete.descriptions() == ["data -- /pmem (ready)",
+                                           "fast-log -- /pmem-log (missing)"]
     after = complete(shell, ["pmemctl", "mount", "data", ""])
     assert [word for word in after if not word.startswith("-")] == []
 
@@ -306,6 +321,8 @@ def test_without_the_service_pmemctl_offers_the_regions_of_etc_pmemd_yaml(
     complete = Completer(tmp_path / "home", etc=etc)  # no bus at all
     assert sorted(complete(shell, ["pmemctl", "umount", ""])) == ["logs", "scratch"]
     assert complete.stderr.count("rror") == 0
+    if shell == "zsh":
+        assert complete.descriptions() == ["scratch -- no filesystem", "logs -- /logs"]
 
 
 @pytest.fixture
