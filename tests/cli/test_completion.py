@@ -361,7 +361,8 @@ def test_a_service_that_never_answers_costs_seconds_and_prints_nothing(
         assert sorted(complete(shell, ["pmemctl", "mount", ""])) == ["logs", "scratch"]
     finally:
         service.process.send_signal(signal.SIGCONT)
-    assert 2 <= complete.seconds < 8
+    # busctl's own default would be 25 s; the margin is for a loaded machine
+    assert 2 <= complete.seconds < 15
     if shell == "bash":
         assert complete.stderr == ""
     else:
