@@ -53,15 +53,30 @@ regions:
 
 # bash: bash-completion's own loader finds the script by the command's name in the
 # completions directory (as installed), then the function `complete -p` names runs with
-# the words of the line; COMPREPLY is what <Tab> offers.
+# the line ($1) and its words as bash splits them; COMPREPLY is what <Tab> offers.
 BASH_DRIVER = r"""
+COMP_LINE=$1 COMP_POINT=${#1}
+shift
+COMP_WORDS=("$@") COMP_CWORD=$(($# - 1))
 source /usr/share/bash-completion/bash_completion
 __load_completion "$1" || { echo "no completion loaded for $1" >&2; exit 3; }
 spec=$(complete -p "$1") && function=${spec##*-F } && function=${function%% *}
-COMP_WORDS=("$@") COMP_CWORD=$(($# - 1)) COMP_LINE="$*" COMP_POINT=${#COMP_LINE}
 "$function" "$1" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
 printf '%s\n' "${COMPREPLY[@]}"
 """
+
+
+def bash_words(words: Sequence[str]) -> list[str]:
+    """The words of a line as bash gives them to a completion function: "=" is in
+    COMP_WORDBREAKS, so ``--config=FILE`` is three words."""
+    split: list[str] = []
+    for word in words:
+        option, equals, value = word.partition("=")
+        if equals and option.startswith("--"):
+            split += [option, "=", *([value] if value else [])]
+        else:
+            split.append(word)
+    return split
 
 # zsh: an interactive zsh on a terminal; compadd, which every completion function ends in,
 # also writes each match it adds to a file, and the descriptions it shows beside them (-d)
@@ -140,7 +155,7 @@ class Completer:
             completions.parent.mkdir(parents=True)
             completions.symlink_to(REPO / "shell-completion" / "bash")
         done = subprocess.run(self.wrap(["bash", "--norc", "--noprofile", "-c", BASH_DRIVER,
-                                         "bash", *words]),
+                                         "bash", " ".join(words), *bash_words(words)]),
                               cwd=self.cwd, env=self.env, capture_output=True, text=True,
                               timeout=TIMEOUT, check=False)
         assert done.returncode == 0, done.stderr
@@ -268,6 +283,7 @@ def test_an_options_value_is_completed_as_its_kind(complete: Completer, shell: s
 def test_the_word_after_an_options_value_is_a_command_or_option_again(
         complete: Completer, shell: str) -> None:
     assert "status" in complete(shell, ["pmemctl", "--timeout", "5", ""])
+    assert "status" in complete(shell, ["pmemctl", "--timeout=5", ""])
     assert "--json" in complete(shell, ["pmemd", "memmap", "--alignment", "2M", "-"])
     assert complete(shell, ["pmemctl", "validate", "a"]) == ["a.yaml", "adir"]
 
