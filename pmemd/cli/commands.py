@@ -139,6 +139,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return PLAN_EXITS[result.state]
 
 
+def cmd_list_regions(args: argparse.Namespace) -> int:
+    """One line per region of the config, as far as it is usable: its name, a tab, its
+    mountpoint (empty for a bare device). The shell completions read it; a config with
+    problems still lists the regions that have none, and exits 3."""
+    parsed = _config(args)
+    if parsed.usable is None:
+        raise ConfigError(parsed.problems)
+    for region in parsed.usable.regions:
+        mountpoint = region.filesystem.mountpoint if region.filesystem is not None else ""
+        print(f"{region.name}\t{mountpoint}")
+    if parsed.valid:
+        return Exit.OK
+    print(f"warning: {len(parsed.problems)} problem(s) in the config (pmemd validate); "
+          "only the regions without one are listed", file=sys.stderr)
+    return Exit.INVALID_CONFIG
+
+
 # --- the boot configuration --------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pmemd import __version__
 from pmemd.cli.commands import (
     cmd_generator_cache,
+    cmd_list_regions,
     cmd_make_filesystem,
     cmd_memmap,
     cmd_plan,
@@ -119,6 +120,11 @@ def _reading_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
                               help="show what would change on the kernel command line, and why")
     plan_cmd.add_argument("--json", action="store_true", help="print a JSON document")
     plan_cmd.set_defaults(func=cmd_plan)
+
+    regions = sub.add_parser("list-regions", parents=[common],
+                             help="print each region's name and mountpoint, tab-separated "
+                                  "(what shell completion reads)")
+    regions.set_defaults(func=cmd_list_regions)
 
 
 def _boot_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -28,8 +28,10 @@ SUITE = "bookworm"
 # (systemd, udev, dbus), and man-db, so that `systemd-analyze verify` checks that every
 # Documentation=man:... page a unit names is installed. Debian's GRUB tools (update-grub,
 # grub-probe and the i386-pc modules), so that removing the package can be tested on a root
-# whose boot configuration pmemd changed (test_removal.py).
-ROOT_EXTRAS = ("dbus", "grub-pc-bin", "grub2-common", "man-db", "systemd", "udev")
+# whose boot configuration pmemd changed (test_removal.py). bash-completion and zsh, whose
+# own loaders must find the shell completions where the package puts them.
+ROOT_EXTRAS = ("bash-completion", "dbus", "grub-pc-bin", "grub2-common", "man-db", "systemd",
+               "udev", "zsh")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 

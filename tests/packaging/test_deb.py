@@ -22,6 +22,10 @@ SHIPPED_UNITS = sorted(p.name for p in (REPO / "systemd").glob("*") if p.suffix 
 GENERATORS = sorted(p.name for p in (REPO / "systemd").glob("*-generator"))
 UDEV_RULES = sorted(p.name for p in (REPO / "systemd").glob("*.rules"))
 ETC_FILES = sorted(p for p in (REPO / "etc").rglob("*") if p.is_file())
+BASH_COMPLETIONS = sorted((REPO / "shell-completion" / "bash").iterdir())
+ZSH_COMPLETIONS = sorted((REPO / "shell-completion" / "zsh").glob("_*"))
+# Debian's directory for the zsh functions of packages (zsh's own are under functions/).
+ZSH_VENDOR_COMPLETIONS = "/usr/share/zsh/vendor-completions"
 MAN_SOURCES = sorted((REPO / "docs" / "man").glob("*.rst"))
 
 pytestmark = pytest.mark.packaging
@@ -50,6 +54,10 @@ def dbus_system_dirs(root: Root) -> tuple[list[str], bool]:
     return includes, tree.find("standard_system_servicedirs") is not None
 
 
+def zsh_fpath(root: Root) -> list[str]:
+    return root.run("zsh", "-f", "-c", "print -rl -- $fpath").stdout.splitlines()
+
+
 def expected_locations(root: Root) -> dict[str, Path]:
     """Where, according to the installed system's own declarations, each file of this
     tree must be, keyed by that path; values are the source files."""
@@ -63,6 +71,8 @@ def expected_locations(root: Root) -> dict[str, Path]:
                   if line.endswith(".policy")]
     assert polkit_own, "polkitd ships no action file to learn its directory from"
     polkit_dir = str(PurePosixPath(polkit_own[0]).parent)
+    bash_dir = pkgconfig_variable(root, "bash-completion.pc", "completionsdir")
+    assert ZSH_VENDOR_COMPLETIONS in zsh_fpath(root)
 
     expected: dict[str, Path] = {}
     for name in SHIPPED_UNITS:
@@ -71,6 +81,10 @@ def expected_locations(root: Root) -> dict[str, Path]:
         expected[f"{generatordir}/{name}"] = REPO / "systemd" / name
     for name in UDEV_RULES:
         expected[f"{rulesdir}/{name}"] = REPO / "systemd" / name
+    for source in BASH_COMPLETIONS:
+        expected[f"{bash_dir}/{source.name}"] = source
+    for source in ZSH_COMPLETIONS:
+        expected[f"{ZSH_VENDOR_COMPLETIONS}/{source.name}"] = source
     by_suffix = {".conf": "/usr/share/dbus-1/system.d",
                  ".service": "/usr/share/dbus-1/system-services",
                  ".xml": "/usr/share/dbus-1/interfaces",
@@ -160,6 +174,20 @@ def test_man_page_is_found_by_man(installed_root: Root, source: Path) -> None:
     assert found == f"/usr/share/man/man{section}/{name}.{section}.gz"
     with gzip.open(installed_root.file(found), "rt") as page:
         assert f'.TH "{name.upper()}" {section} ' in page.read()
+
+
+def test_shells_find_the_completions_where_the_package_puts_them(installed_root: Root
+                                                               ) -> None:
+    """bash-completion's loader, by the command's name; zsh's compinit, by the #compdef
+    line of each file on its $fpath."""
+    for program in ("pmemd", "pmemctl"):
+        done = installed_root.run(
+            "bash", "--norc", "-c", 'source /usr/share/bash-completion/bash_completion && '
+            '__load_completion "$0" && complete -p "$0"', program)
+        assert done.stdout.strip() == f"complete -F _{program} {program}"
+    done = installed_root.run("zsh", "-f", "-c", "autoload -Uz compinit && compinit -u -D && "
+                              "print -r -- $_comps[pmemd] $_comps[pmemctl]")
+    assert done.stdout.split() == ["_pmemd", "_pmemctl"]
 
 
 def test_pmemd_and_pmemctl_run_in_the_root(installed_root: Root) -> None:

@@ -34,6 +34,9 @@ def normalize(path: str) -> str | None:
         return None
     path = re.sub(r"^/usr/lib/python3(\.\d+)?/(dist|site)-packages/", "{python3_sitelib}/",
                   path)
+    # Each distribution's directory for the zsh completions of packages.
+    path = re.sub(r"^/usr/share/zsh/(vendor-completions|site-functions)/",
+                  "{zsh_completions}/", path)
     # Debian 12 has merged /usr: its /lib/systemd and /lib/udev are /usr/lib's.
     return re.sub(r"^/lib/", "/usr/lib/", path)
 
