@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Install pmemd's files that are not Python: units, generator, udev rule, D-Bus and polkit
-files, the config, the shell completions and the man pages.
+files, the config, the shell completions and the man pages; and, for the binary package
+pmemd-cockpit, the Cockpit page.
 
 This is the one place that says where each file of the source tree goes. ``debian/rules``
 and the RPM spec both call it, each with its distribution's directories, so the two packages
-cannot ship different sets of files. A file under ``systemd/``, ``etc/`` or
-``shell-completion/`` that no rule places is an error: a new file must be given a home
-here, not silently left out.
+cannot ship different sets of files. A file under ``systemd/``, ``etc/``,
+``shell-completion/`` or ``cockpit/`` that no rule places is an error: a new file must be
+given a home here, not silently left out.
 
     install_data.py --destdir debian/pmemd --unitdir /lib/systemd/system ...
+    install_data.py --package pmemd-cockpit --destdir debian/pmemd-cockpit ...
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ SOURCE = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Rule:
-    """Files matching ``pattern`` (relative to the source tree) go into directory ``dest``."""
+    """Files matching ``pattern`` (relative to the source tree) go into directory ``dest``
+    (and its ``subdir``), in binary package ``package``."""
 
     pattern: str
     dest: str  # the name of a --DIR option
     mode: int = 0o644
+    subdir: str = ""
+    package: str = "pmemd"
 
 
 UNIT_SUFFIXES = ("service", "socket", "timer", "path", "target", "mount")
@@ -49,10 +54,13 @@ RULES = (
     # name when it is first completed, zsh by its #compdef line in a file of $fpath.
     Rule("shell-completion/bash/*", "bashcompletiondir"),
     Rule("shell-completion/zsh/_*", "zshcompletiondir"),
+    # The Cockpit page, a package of its own (pmemd-cockpit: it needs cockpit-bridge).
+    Rule("cockpit/*", "cockpitdir", subdir="pmemd", package="pmemd-cockpit"),
 )
+PACKAGES = tuple(sorted({rule.package for rule in RULES}))
 
 # Directories whose files are placed by RULES: anything else in them is an error.
-PLACED_TREES = ("systemd", "etc", "shell-completion")
+PLACED_TREES = ("systemd", "etc", "shell-completion", "cockpit")
 # Files in those trees that are documentation for the tree, not something to install.
 NOT_INSTALLED = ("README", "README.md")
 
@@ -70,6 +78,7 @@ DIRECTORY_OPTIONS = {
                          "(/usr/share/bash-completion/completions)",
     "zshcompletiondir": "zsh completions (Debian: /usr/share/zsh/vendor-completions; "
                         "Fedora: /usr/share/zsh/site-functions)",
+    "cockpitdir": "Cockpit's packages (/usr/share/cockpit)",
     "mandir": "man pages (/usr/share/man); pages come from --man-pages",
 }
 
@@ -85,18 +94,23 @@ class LayoutError(Exception):
     pass
 
 
-def plan_placements(source: Path, dirs: dict[str, str], man_pages: Path | None
-                    ) -> list[Placement]:
-    """Where every installable file of ``source`` goes; refuses files no rule places."""
+def plan_placements(source: Path, dirs: dict[str, str], man_pages: Path | None,
+                    package: str = "pmemd") -> list[Placement]:
+    """Where every installable file of binary package ``package`` goes; refuses files of
+    the tree that no rule of any package places."""
     placements: dict[Path, Placement] = {}
+    placed: set[Path] = set()
     for rule in RULES:
         for path in sorted(source.glob(rule.pattern)):
-            if path.is_file() and path not in placements:
-                target = PurePosixPath(dirs[rule.dest]) / path.name
+            if not path.is_file() or path in placed:
+                continue
+            placed.add(path)
+            if rule.package == package:
+                target = PurePosixPath(dirs[rule.dest]) / rule.subdir / path.name
                 placements[path] = Placement(path, target, rule.mode)
     unplaced = [path.relative_to(source) for tree in PLACED_TREES
                 for path in sorted((source / tree).rglob("*"))
-                if path.is_file() and path not in placements and path.name not in NOT_INSTALLED]
+                if path.is_file() and path not in placed and path.name not in NOT_INSTALLED]
     if unplaced:
         names = ", ".join(str(p) for p in unplaced)
         raise LayoutError(f"no install rule for {names}: add one to {Path(__file__).name}")
@@ -150,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rendered man pages (NAME.SECTION) to install under --mandir")
     parser.add_argument("--file-list", type=Path, metavar="FILE",
                         help="also write the installed files as an RPM %%files list")
+    parser.add_argument("--package", choices=PACKAGES, default="pmemd",
+                        help="the binary package whose files to install (default: pmemd)")
     for name, help_text in DIRECTORY_OPTIONS.items():
         parser.add_argument(f"--{name}", required=name != "mandir", metavar="DIR",
                             help=help_text)
@@ -163,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sys.argv[0]}: --man-pages needs --mandir", file=sys.stderr)
         return 2
     try:
-        placements = plan_placements(args.source.resolve(), dirs, args.man_pages)
+        placements = plan_placements(args.source.resolve(), dirs, args.man_pages, args.package)
     except LayoutError as err:
         print(f"{sys.argv[0]}: {err}", file=sys.stderr)
         return 1

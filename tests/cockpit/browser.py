@@ -3,6 +3,7 @@ the waits the page's tests need: for a condition in the page, bounded, never a s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from selenium.webdriver.support.wait import WebDriverWait
 from tests.cockpit.harness import CHROMEDRIVER, CHROMIUM
 
 WAIT = 30.0  # bound on every wait; reached only when something is broken
+REPO = Path(__file__).resolve().parent.parent.parent
+# Screenshots of the page: kept as the test run's artifacts (under build/).
+SCREENSHOTS = Path(os.environ.get("PMEMD_SCREENSHOTS", REPO / "build/cockpit-screenshots"))
 T = TypeVar("T")
 
 

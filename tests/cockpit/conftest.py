@@ -4,17 +4,12 @@ per test) and where screenshots go. The machine and cockpit-ws are test_page.py'
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cockpit.browser import Browser, start_browser
-
-REPO = Path(__file__).resolve().parent.parent.parent
-# Screenshots: kept as the test run's artifacts (the CI keeps build/).
-SCREENSHOTS = Path(os.environ.get("PMEMD_SCREENSHOTS", REPO / "build/cockpit-screenshots"))
+from tests.cockpit.browser import SCREENSHOTS, Browser, start_browser
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,14 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.cockpit.browser import Browser
 from tests.cockpit.harness import Cockpit, cockpit_ws
-from tests.service.conftest import CONFIG, CONVERGED, KERNEL, MACHINE_ID, make_machine
+from tests.service.conftest import (
+    CONFIG,
+    CONVERGED,
+    KERNEL,
+    MACHINE_ID,
+    make_machine,
+    record_failed_trial,
+)
 from tests.service.harness import (
     NOBODY,
     PrivateBus,
@@ -268,6 +275,12 @@ def test_apply_shows_the_dry_run_then_changes_the_boot_entry(
     assert browser.text("banner-title") == "Reboot required"
     assert browser.find("#reboot").is_displayed()
     browser.screenshot(screenshots / "reboot-required.png")
+    # Reboot asks first, with Cancel focused.
+    browser.find("#reboot").click()
+    browser.until(browser.find("#reboot-dialog").is_displayed, "no confirmation")
+    assert browser.js("return document.activeElement.id") == "reboot-cancel"
+    browser.find("#reboot-cancel").click()
+    assert not browser.find("#reboot-dialog").is_displayed()
 
 
 def test_an_edited_config_is_reviewed_as_a_diff_then_saved_and_applied(
@@ -326,6 +339,23 @@ def test_a_change_on_the_bus_updates_the_page_without_reload(
         "data: /pmem (xfs on pmem0) is mounted without DAX")
     assert browser.js("return window.notReloaded") is True
     browser.screenshot(screenshots / "degraded.png")
+
+
+def test_a_failed_trial_boot_is_in_the_banner_with_its_reason_and_a_retry(
+        bus: PrivateBus, root: Path, cockpit: Cockpit, browser: Browser,
+        screenshots: Path) -> None:
+    """pmemd's state says the last trial boot failed (as pmemd-trial.service records it):
+    the banner says so with the reason, and offers the retry (RetryTrial)."""
+    browser.open(cockpit.url)
+    record_failed_trial(root, "the trial boot did not come up", "kernel-install")
+    manager_call(bus, "Reload")
+    browser.until(lambda: browser.js("return document.getElementById('banner').dataset.trial")
+                  == "failed", "the banner did not show the failed trial")
+    assert "The last trial boot failed; the machine came back on its previous options. " \
+        "(the trial boot did not come up)" in browser.text("banner-detail")
+    assert [b.text for b in browser.find_all("#banner-actions button")] == \
+        ["Retry the trial boot"]
+    browser.screenshot(screenshots / "trial-failed.png")
 
 
 def test_format_asks_first_naming_the_device_and_the_data_it_destroys(

@@ -29,9 +29,10 @@ SUITE = "bookworm"
 # Documentation=man:... page a unit names is installed. Debian's GRUB tools (update-grub,
 # grub-probe and the i386-pc modules), so that removing the package can be tested on a root
 # whose boot configuration pmemd changed (test_removal.py). bash-completion and zsh, whose
-# own loaders must find the shell completions where the package puts them.
-ROOT_EXTRAS = ("bash-completion", "dbus", "grub-pc-bin", "grub2-common", "man-db", "systemd",
-               "udev", "zsh")
+# own loaders must find the shell completions where the package puts them. Cockpit's bridge
+# (pmemd-cockpit's dependency), which must find the page where that package puts it.
+ROOT_EXTRAS = ("bash-completion", "cockpit-bridge", "dbus", "grub-pc-bin", "grub2-common",
+               "man-db", "systemd", "udev", "zsh")
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -96,9 +97,17 @@ def built_deb(tmp_path_factory: pytest.TempPathFactory, source_tree: Path) -> Bu
     changes = Path(done.stdout.strip().splitlines()[-1])
     debs = sorted(out.glob("pmemd_*_all.deb"))
     assert changes.is_file() and len(debs) == 1, done.stdout
-    with debs[0].with_suffix(".tar").open("wb") as tar:
-        subprocess.run(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=tar, check=True)
+    for deb in out.glob("*.deb"):
+        with deb.with_suffix(".tar").open("wb") as tar:
+            subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=tar, check=True)
     return BuiltDeb(changes, debs[0])
+
+
+@pytest.fixture(scope="session")
+def built_cockpit_deb(built_deb: BuiltDeb) -> BuiltDeb:
+    """pmemd-cockpit's .deb, built with pmemd's by the same dpkg-buildpackage."""
+    [deb] = built_deb.deb.parent.glob("pmemd-cockpit_*_all.deb")
+    return BuiltDeb(built_deb.changes, deb)
 
 
 @pytest.fixture(scope="session")

@@ -147,6 +147,27 @@ def test_files_land_where_the_installed_system_looks(built_deb: BuiltDeb,
     assert stray == []
 
 
+def test_cockpit_finds_the_page_where_pmemd_cockpit_puts_it(
+        built_deb: BuiltDeb, built_cockpit_deb: BuiltDeb, installed_root: Root) -> None:
+    """pmemd-cockpit: exactly the cockpit/ folder, under the directory the installed
+    cockpit-bridge reads (`cockpit-bridge --packages` lists it), depending on the bridge
+    and on pmemd of the same version."""
+    page = sorted(p for p in (REPO / "cockpit").iterdir() if p.is_file())
+    shipped = [f for f in built_cockpit_deb.files()
+               if not f.startswith(("/usr/share/doc/pmemd-cockpit/", "/usr/share/lintian/"))]
+    assert shipped == sorted(f"/usr/share/cockpit/pmemd/{p.name}" for p in page)
+    version = built_deb.field("Version")
+    assert package_names(built_cockpit_deb.field("Depends")) == ["cockpit-bridge", "pmemd"]
+    assert f"pmemd (= {version})" in built_cockpit_deb.field("Depends")
+    installed_root.install(built_cockpit_deb.deb)
+    listed = installed_root.run("cockpit-bridge", "--packages").stdout.splitlines()
+    [line] = [entry for entry in listed if entry.split()[0] == "pmemd"]
+    assert line.split()[-1] == "/usr/share/cockpit/pmemd"
+    for source in page:
+        assert installed_root.file(f"/usr/share/cockpit/pmemd/{source.name}").read_bytes() \
+            == source.read_bytes()
+
+
 def test_unit_directory_is_one_systemd_reads(installed_root: Root) -> None:
     unitdir = pkgconfig_variable(installed_root, "systemd.pc", "systemdsystemunitdir")
     paths = installed_root.run("systemd-analyze", "--system", "unit-paths").stdout.split()

@@ -24,6 +24,7 @@ FEDORA_DIRS = {
     "dbusservicedir": "/usr/share/dbus-1/system-services",
     "dbusinterfacedir": "/usr/share/dbus-1/interfaces",
     "polkitactiondir": "/usr/share/polkit-1/actions",
+    "cockpitdir": "/usr/share/cockpit",
     "bashcompletiondir": "/usr/share/bash-completion/completions",
     "zshcompletiondir": "/usr/share/zsh/site-functions",
     "mandir": "/usr/share/man",
@@ -121,11 +122,31 @@ def test_installing_copies_with_modes_and_writes_the_rpm_file_list(tmp_path: Pat
 
 @pytest.mark.parametrize("stray", ["etc/pmemd.conf.example", "systemd/pmemd.conf",
                                    "etc/dbus/README.txt", "shell-completion/zsh/pmemctl",
-                                   "shell-completion/fish/pmemctl.fish"])
+                                   "shell-completion/fish/pmemctl.fish",
+                                   "cockpit/images/map.svg"])
 def test_a_file_no_rule_places_stops_the_build(tmp_path: Path, stray: str) -> None:
     source = tree(tmp_path / "src", {**SOURCE, stray: "x\n"})
     with pytest.raises(install_data.LayoutError, match=stray.replace(".", r"\.")):
         install_data.plan_placements(source, FEDORA_DIRS, None)
+
+
+COCKPIT = {"cockpit/manifest.json": "{}\n", "cockpit/index.html": "<!DOCTYPE html>\n",
+           "cockpit/pmemd.js": "'use strict';\n"}
+
+
+def test_the_cockpit_page_is_a_binary_package_of_its_own(tmp_path: Path) -> None:
+    """pmemd-cockpit's files go to Cockpit's package directory, and only into that
+    package: pmemd's placements (and its RPM file list) do not have them."""
+    source = tree(tmp_path / "src", {**SOURCE, **COCKPIT})
+    cockpit = install_data.plan_placements(source, FEDORA_DIRS, None, "pmemd-cockpit")
+    assert {str(p.target): p.source.relative_to(source).as_posix() for p in cockpit} == {
+        "/usr/share/cockpit/pmemd/manifest.json": "cockpit/manifest.json",
+        "/usr/share/cockpit/pmemd/index.html": "cockpit/index.html",
+        "/usr/share/cockpit/pmemd/pmemd.js": "cockpit/pmemd.js",
+    }
+    pmemd = install_data.plan_placements(source, FEDORA_DIRS, None)
+    assert not [p for p in pmemd if p.source.parent.name == "cockpit"]
+    assert install_data.PACKAGES == ("pmemd", "pmemd-cockpit")
 
 
 def test_two_files_for_one_target_stop_the_build(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ import pytest
 from tests.packaging.conftest import BuiltDeb, Root, run
 
 # Each distribution's own documentation conventions (Debian: changelog.gz and copyright
-# under /usr/share/doc/pmemd; Fedora: %doc and %license): not compared.
-DISTRIBUTION_DOCS = ("/usr/share/doc/", "/usr/share/licenses/")
+# under /usr/share/doc/pmemd, lintian's overrides; Fedora: %doc and %license): not
+# compared.
+DISTRIBUTION_DOCS = ("/usr/share/doc/", "/usr/share/licenses/", "/usr/share/lintian/")
 # What the wheel installer records about itself, which each distribution's tooling keeps
 # or drops differently; METADATA, entry_points.txt and top_level.txt are compared.
 INSTALLER_BOOKKEEPING = ("INSTALLER", "RECORD", "REQUESTED", "direct_url.json")
@@ -59,6 +60,25 @@ def test_rpm_lists_the_same_files_as_the_deb(built_rpm: Path, built_deb: BuiltDe
     from_deb = {n for n in map(normalize, built_deb.files()) if n is not None}
     assert sorted(from_rpm - from_deb) == [] and sorted(from_deb - from_rpm) == []
     assert "/etc/pmemd.yaml" in from_rpm and "/usr/bin/pmemd" in from_rpm
+
+
+def test_the_cockpit_subpackage_is_the_cockpit_deb(built_rpm: Path,
+                                                  built_cockpit_deb: BuiltDeb) -> None:
+    """pmemd-cockpit: the same files in both, and the same relations (pmemd of the same
+    version, Cockpit's bridge)."""
+    [rpm] = built_rpm.parent.glob("pmemd-cockpit-*.noarch.rpm")
+    from_rpm = {n for n in map(normalize, rpm_files(rpm)) if n is not None}
+    from_deb = {n for n in map(normalize, built_cockpit_deb.files()) if n is not None}
+    assert from_rpm == from_deb
+    assert "/usr/share/cockpit/pmemd/manifest.json" in from_rpm
+    requires = [r for r in rpm_query(rpm, "[%{REQUIRES}\n]") if not r.startswith("rpmlib(")]
+    assert sorted(requires) == ["cockpit-bridge", "pmemd"]
+    assert rpm_query(rpm, "[%{REQUIREFLAGS:depflags} %{REQUIREVERSION}\n]")[1] == \
+        "= " + rpm_query(built_rpm, "%{VERSION}-%{RELEASE}")[0]
+    assert "%dir" not in from_rpm
+    directories = [line for line in rpm_query(rpm, "[%{FILEMODES:perms} %{FILENAMES}\n]")
+                   if line[0] == "d"]
+    assert [d.split(" ", 1)[1] for d in directories] == ["/usr/share/cockpit/pmemd"]
 
 
 def test_both_packages_ship_every_module_of_the_tree(built_rpm: Path, built_deb: BuiltDeb,

@@ -4,6 +4,7 @@ DAX at /pmem) with a config, and ``pmemd serve`` on that bus over that machine."
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,17 @@ def make_machine(directory: Path, config: str = CONFIG, *, systemd_boot: bool = 
         (root / "boot/loader/loader.conf").write_text("timeout 3\n")
         (entries / f"{MACHINE_ID}-{KERNEL}.conf").write_text(BLS_ENTRY)
     return root
+
+
+def record_failed_trial(root: Path, reason: str, bootloader: str = "update-grub") -> None:
+    """pmemd's state as pmemd-trial.service leaves it when a trial boot did not come up."""
+    state = root / "var/lib/pmemd/state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({
+        "version": 1, "bootloader": bootloader, "owned": [], "retired": [],
+        "pending": None, "degraded": None,
+        "trial": {"state": "failed", "digest": "d1", "options": ["memmap=256M!1536M"],
+                  "armed_on": "boot-a", "booted": "boot-b", "reason": reason}}))
 
 
 @pytest.fixture

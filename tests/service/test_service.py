@@ -16,7 +16,14 @@ from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
 from tests.conftest import REPO, run_pmemd
-from tests.service.conftest import CONFIG, CONVERGED, KERNEL, MACHINE_ID, make_machine
+from tests.service.conftest import (
+    CONFIG,
+    CONVERGED,
+    KERNEL,
+    MACHINE_ID,
+    make_machine,
+    record_failed_trial,
+)
 from tests.service.harness import (
     BUS_NAME,
     SHIPPED_INTERFACES,
@@ -400,14 +407,7 @@ def test_trial_properties_follow_pmemds_state(bus: PrivateBus, service: Running,
     a property read right after the change already shows it."""
     assert prop(bus, MANAGER, "io.pmemd1.Manager", "Trial") == "none"
     assert prop(bus, MANAGER, "io.pmemd1.Manager", "TrialReason") == ""
-    state = root / "var/lib/pmemd/state.json"
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({
-        "version": 1, "bootloader": "update-grub", "owned": [], "retired": [],
-        "pending": None, "degraded": None,
-        "trial": {"state": "failed", "digest": "d1", "options": ["memmap=256M!1536M"],
-                  "armed_on": "boot-a", "booted": "boot-b",
-                  "reason": "the trial boot did not come up"}}))
+    record_failed_trial(root, "the trial boot did not come up")
     assert prop(bus, MANAGER, "io.pmemd1.Manager", "Trial") == "failed"
     assert prop(bus, MANAGER, "io.pmemd1.Manager", "TrialReason") == \
         "the trial boot did not come up"

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.vm.e2e import ConsoleSlices, DebError, Journey, build_pmemd_deb
+from tests.vm.e2e import ConsoleSlices, DebError, Journey, build_pmemd_deb, cockpit_deb
+from tests.vm.fleet import free_port, network_args
 from tests.vm.image import BIOS, UEFI, Family, Image, ImageError, ensure_base, ensure_with_debs
 from tests.vm.qemu import Guest
 
@@ -101,6 +102,7 @@ class Trip:
     journey: Journey
     console: ConsoleSlices
     prepared: float  # seconds to build the .deb and the image with it installed
+    web_port: int | None = None  # 127.0.0.1's port forwarded to the guest's Cockpit (9090)
     done: set[int] = dataclasses.field(default_factory=set)
     seen: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -111,21 +113,27 @@ class Trip:
 
 
 def guest_trip(tmp_path_factory: pytest.TempPathFactory, name: str, *, max_boots: int,
-               timeout: float, family: Family = BIOS) -> Iterator[Trip]:
+               timeout: float, family: Family = BIOS, cockpit: bool = False
+               ) -> Iterator[Trip]:
     """For a module's ``trip`` fixture: one guest booted from the ``family`` image with
-    pmemd's .deb from this checkout; its console and steps in ``artifacts/NAME``."""
+    pmemd's .deb from this checkout; its console and steps in ``artifacts/NAME``.
+    ``cockpit``: pmemd-cockpit's .deb installed too, and the guest's Cockpit (port 9090)
+    reachable from 127.0.0.1 only (``Trip.web_port``)."""
     started = time.monotonic()
     try:
         deb = build_pmemd_deb(tmp_path_factory.mktemp("deb"))
-        image = ensure_with_debs([deb], family=family)
+        debs = [deb, cockpit_deb(deb)] if cockpit else [deb]
+        image = ensure_with_debs(debs, family=family)
     except (DebError, ImageError) as err:
         pytest.fail(f"the guest {name} cannot be prepared: {err}", pytrace=False)
+    web_port = free_port() if cockpit else None
     guest = Guest(image.path, ARTIFACTS / name, max_boots=max_boots, timeout=timeout,
-                  uefi=family is UEFI)
+                  uefi=family is UEFI,
+                  extra_args=network_args(web_port, 9090) if web_port else ())
     console = ConsoleSlices(guest.console_log)
     guest.start()
     try:
-        yield Trip(Journey(guest), console, time.monotonic() - started)
+        yield Trip(Journey(guest), console, time.monotonic() - started, web_port=web_port)
     finally:
         guest.close()
 

@@ -57,6 +57,14 @@ def build_pmemd_deb(directory: Path) -> Path:
     return debs[0]
 
 
+def cockpit_deb(pmemd_deb: Path) -> Path:
+    """pmemd-cockpit's .deb, built beside ``pmemd_deb`` by the same build."""
+    found = sorted(pmemd_deb.parent.glob("pmemd-cockpit_*_all.deb"))
+    if len(found) != 1:
+        raise DebError(f"packaging/build-deb left no pmemd-cockpit .deb beside {pmemd_deb}")
+    return found[0]
+
+
 # --- configs ------------------------------------------------------------------------------
 
 

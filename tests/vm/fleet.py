@@ -28,17 +28,20 @@ from tests.vm.qemu import Guest
 # The role's example playbook, the one the README tells readers to copy.
 PLAYBOOK = REPO / "ansible/examples/pmemd.yml"
 ANSIBLE_CORE = "2.14.18"
-# SSH in the guest: a static address on qemu's user network (restrict=on: the guest reaches
-# nothing outside; the host reaches its port 22 through the forward), then sshd.
-OPEN_SSH = """\
-install -d -m 0700 /root/.ssh
-install -m 0600 {key} /root/.ssh/authorized_keys
-cat >/etc/systemd/network/50-fleet.network <<'EOF'
+# The guest's address on qemu's user network (restrict=on: the guest reaches nothing
+# outside; the host reaches it only through the forwarded port), for systemd-networkd.
+GUEST_NETWORK = """\
+cat >/etc/systemd/network/50-pmemd-test.network <<'EOF'
 [Match]
 Name=en*
 [Network]
 Address=10.0.2.15/24
 EOF
+"""
+# SSH in the guest: the network, then sshd.
+OPEN_SSH = GUEST_NETWORK + """\
+install -d -m 0700 /root/.ssh
+install -m 0600 {key} /root/.ssh/authorized_keys
 systemctl enable --now --quiet systemd-networkd.service ssh.service
 cat /etc/ssh/ssh_host_ed25519_key.pub
 """
@@ -51,9 +54,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def network_args(port: int) -> list[str]:
-    """qemu options: one virtio NIC on a user network whose only way in is 127.0.0.1:port."""
-    return ["-netdev", f"user,id=fleet,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
+def network_args(port: int, guest_port: int = 22) -> list[str]:
+    """qemu options: one virtio NIC on a user network whose only way in is 127.0.0.1:port,
+    forwarded to the guest's ``guest_port``."""
+    return ["-netdev",
+            f"user,id=fleet,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:{guest_port}",
             "-device", "virtio-net-pci,netdev=fleet"]
 
 

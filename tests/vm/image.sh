@@ -102,6 +102,10 @@ configure_guest() {
     # SSH only for the tests that drive the guest over it (tests/vm/test_fleet.py starts it,
     # with the network): every other guest boots as before.
     in_root systemctl disable ssh.service
+    # Cockpit likewise (tests/vm/test_e2e.py starts it for the pmemd page, with the network).
+    if [ -e "$mnt/lib/systemd/system/cockpit.socket" ]; then
+        in_root systemctl disable cockpit.socket
+    fi
 }
 
 # mmdebstrap bookworm into $mnt with the packages of the list file $1

@@ -38,14 +38,17 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pmemd.core.units import link_name, unit_name
 from pmemd.machine.root import PMEM_LINK_DIR
+from tests.cockpit.browser import SCREENSHOTS, start_browser
 from tests.vm.conftest import Trip, guest_trip
 from tests.vm.e2e import (
     GRUB_FILES,
@@ -60,6 +63,7 @@ from tests.vm.e2e import (
 )
 from tests.vm.image import Image
 from tests.vm.steps import boot_once_without_options
+from tests.vm.webconsole import log_in, open_cockpit, open_page, region_cells, shell_screenshot
 
 pytestmark = pytest.mark.vm
 
@@ -78,7 +82,7 @@ def trip(vm_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """The guest, booted once from an image with pmemd's .deb from this checkout."""
     del vm_image  # the base image first: its build is timed apart
     yield from guest_trip(tmp_path_factory, "e2e-guest", max_boots=BOOTS,
-                          timeout=TOTAL_TIMEOUT)
+                          timeout=TOTAL_TIMEOUT, cockpit=True)
 
 
 def fsck_unit(region: RegionSpec) -> str:
@@ -216,6 +220,39 @@ def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
     assert not [w for w in status["Warnings"] if w[0].startswith("filesystem-")], status
     trip.seen.update(booted=booted, devices=devices)
     trip.done.add(1)
+
+
+def test_the_guests_cockpit_shows_its_regions_on_pmemds_page(
+        scenario: Trip, vm_artifacts: Path, tmp_path: Path,
+        vm_timing: Callable[[str, float], None]) -> None:
+    """After scenario 1's reboot: the guest's own Cockpit (cockpit.socket, its login page,
+    PAM) with pmemd-cockpit installed from this checkout shows the page in its menu, and
+    the page shows the guest's real regions: their devices, mounts, DAX and state."""
+    trip = scenario
+    trip.require(1)
+    assert trip.web_port is not None
+    started = time.monotonic()
+    console = open_cockpit(trip.journey, trip.web_port)
+    assert len(console.versions) == 2, console.versions  # cockpit-ws and pmemd-cockpit
+    browser = start_browser(tmp_path / "chromium")
+    try:
+        log_in(browser, console)
+        assert open_page(browser, console) == [DATA.name, SCRATCH.name]
+        devices = trip.seen["devices"]
+        for region in (DATA, SCRATCH):
+            cells = region_cells(browser, region.name)
+            assert cells[3] == f"/dev/{devices[region.name]}", cells
+            assert (cells[4], cells[5], cells[6]) == (region.fstype, region.mountpoint, "on")
+            assert cells[7].splitlines()[0] == "ready", cells
+        assert browser.js("return document.getElementById('banner').dataset.state") == \
+            "converged"
+        assert browser.errors() == []
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shell_screenshot(browser, vm_artifacts / "cockpit-guest.png")
+        shutil.copy(vm_artifacts / "cockpit-guest.png", SCREENSHOTS / "guest.png")
+    finally:
+        browser.quit()
+    vm_timing("Cockpit: start, log in, the page", time.monotonic() - started)
 
 
 # --- 2 ------------------------------------------------------------------------------------
