@@ -38,4 +38,4 @@ def browser(chromium: Browser) -> Iterator[Browser]:
 
 
 # The D-Bus tests' private bus, work directory and service, over this module's root.
-from tests.service.conftest import bus, service, workdir  # noqa: E402, F401
+from tests.service.conftest import bus, loops, service, workdir  # noqa: E402, F401

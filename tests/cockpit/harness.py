@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.service.harness import SHIPPED_ACTIVATION, TIMEOUT, PrivateBus
+from tests.vm.network import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PAGE = REPO / "cockpit"
@@ -34,12 +35,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SYSTEM_SERVICES = "/usr/share/dbus-1/system-services"
 READY_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:

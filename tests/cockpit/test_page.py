@@ -36,6 +36,7 @@ from tests.service.harness import (
     serving,
     start_polkitd,
 )
+from tests.service.loops import Loop, put_device
 
 MANAGER = ("/io/pmemd1", "io.pmemd1.Manager")
 ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
@@ -372,6 +373,27 @@ def test_format_asks_first_naming_the_device_and_the_data_it_destroys(
     assert browser.js("return document.activeElement.id") == "format-cancel"
     browser.find("#format-cancel").click()
     assert not dialog.is_displayed()
+
+
+def test_format_confirmed_makes_a_fresh_filesystem_on_the_regions_device(
+        bus: PrivateBus, root: Path, workdir: Path, loops: list[Loop], browser: Browser
+        ) -> None:
+    """Region data's device is a real (loop) block device, not mounted: Format, confirmed
+    in the dialog, makes a fresh xfs on it through the service (mkfs.xfs); nothing is
+    reported as failed."""
+    loops.append(Loop(workdir / "pmem0.img", 512 << 20))
+    put_device(root, loops[0], mounted=False)
+    with serving(bus, root), cockpit_ws(bus, workdir) as ws:
+        browser.open(ws.url)
+        browser.until(lambda: "not-mounted" in
+                      browser.find("#regions tr[data-region='data']").text,
+                      "region data is not shown as not mounted")
+        browser.find("#regions tr[data-region='data'] button[aria-label='Format data']").click()
+        browser.until(browser.find("#format-dialog").is_displayed, "no confirmation")
+        assert loops[0].blkid("TYPE") == ""
+        browser.find("#format-confirm").click()
+        browser.until(lambda: loops[0].blkid("TYPE") == "xfs", "no xfs on the device")
+        assert not browser.find("#toast").is_displayed(), browser.text("toast-text")
 
 
 # -- a session without authority ------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import MACHINES
 from tests.service.harness import PrivateBus, Running, serving, world_readable_dir
+from tests.service.loops import Loop
 
 # Only "data": what the machine already runs, so the plan is converged.
 CONVERGED = """\
@@ -93,6 +94,15 @@ def bus(workdir: Path) -> Iterator[PrivateBus]:
     started = PrivateBus(workdir).start()
     yield started
     started.stop()
+
+
+@pytest.fixture
+def loops(workdir: Path) -> Iterator[list[Loop]]:
+    """Loop devices the test makes (in ``workdir``), detached afterwards."""
+    made: list[Loop] = []
+    yield made
+    for loop in made:
+        loop.detach()
 
 
 @pytest.fixture

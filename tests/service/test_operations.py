@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import run_pmemd
 from tests.service.conftest import CONFIG, KERNEL, MACHINE_ID, make_machine
 from tests.service.harness import TIMEOUT, PrivateBus, Reply, Running, call, serving
+from tests.service.loops import PMEM0, Loop, put_device
 
 MANAGER = "/io/pmemd1"
 DATA = "/io/pmemd1/region/data"
@@ -24,7 +25,6 @@ REGION_SIZE = 512 << 20
 # ext4: mkfs.xfs 6.1 refuses pmemd's xfs options (-d su=2m) on 512 MiB ("Log size must be
 # at least 64MB"), a limit of pmemd.core.makefs's mkfs_argv reported apart.
 EXT4_CONFIG = CONFIG.replace("type: xfs", "type: ext4")
-PMEM0 = "sys/devices/platform/e820_pmem/ndbus0/region0/namespace0.0/block/pmem0"
 
 
 def manager(bus: PrivateBus, member: str, signature: str = "", *body: object) -> Reply:
@@ -123,50 +123,6 @@ def test_apply_without_a_bootloader_is_a_clear_error(bus: PrivateBus, service: R
 
 
 # --- Format -------------------------------------------------------------------------------
-
-
-class Loop:
-    def __init__(self, backing: Path, size: int) -> None:
-        with backing.open("wb") as handle:
-            handle.truncate(size)
-        self.device = subprocess.run(["losetup", "--find", "--show", str(backing)],
-                                     capture_output=True, text=True, check=True,
-                                     timeout=TIMEOUT).stdout.strip()
-        self.rdev = os.stat(self.device).st_rdev
-
-    @property
-    def dev(self) -> str:
-        return f"{os.major(self.rdev)}:{os.minor(self.rdev)}"
-
-    def blkid(self, tag: str) -> str:
-        return subprocess.run(["blkid", "-p", "-o", "value", "-s", tag, self.device],
-                              capture_output=True, text=True, check=False,
-                              timeout=TIMEOUT).stdout.strip()
-
-    def detach(self) -> None:
-        subprocess.run(["losetup", "-d", self.device], check=False, timeout=TIMEOUT)
-
-
-@pytest.fixture
-def loops(workdir: Path) -> Iterator[list[Loop]]:
-    made: list[Loop] = []
-    yield made
-    for loop in made:
-        loop.detach()
-
-
-def put_device(root: Path, loop: Loop, *, mounted: bool) -> None:
-    """Make the tree's pmem0 the loop device: sysfs dev, a /dev/pmem0 node with its number,
-    and mountinfo with or without it mounted at /pmem."""
-    (root / PMEM0 / "dev").write_text(loop.dev + "\n")
-    (root / "dev").mkdir(exist_ok=True)
-    os.mknod(root / "dev/pmem0", stat.S_IFBLK | 0o660, loop.rdev)
-    mountinfo = root / "proc/self/mountinfo"
-    lines = [line for line in mountinfo.read_text().splitlines() if " /pmem " not in line]
-    if mounted:
-        lines.append(f"60 28 {loop.dev} / /pmem rw,relatime shared:40 - xfs {loop.device} "
-                     "rw,attr2,dax=always,inode64,noquota")
-    mountinfo.write_text("\n".join(lines) + "\n")
 
 
 def test_format_makes_a_fresh_filesystem_on_the_regions_device(

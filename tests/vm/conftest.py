@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.vm.e2e import ConsoleSlices, DebError, Journey, build_pmemd_deb, cockpit_deb
-from tests.vm.fleet import free_port, network_args
 from tests.vm.image import BIOS, UEFI, Family, Image, ImageError, ensure_base, ensure_with_debs
+from tests.vm.network import free_port, network_args
 from tests.vm.qemu import Guest
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

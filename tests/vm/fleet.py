@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,21 +22,12 @@ from typing import Any
 
 from tests.ansible.role import CALLBACK, playbook_document
 from tests.vm.e2e import REPO, SYSTEM_PATH, Journey
+from tests.vm.network import GUEST_NETWORK
 from tests.vm.qemu import Guest
 
 # The role's example playbook, the one the README tells readers to copy.
 PLAYBOOK = REPO / "ansible/examples/pmemd.yml"
 ANSIBLE_CORE = "2.14.18"
-# The guest's address on qemu's user network (restrict=on: the guest reaches nothing
-# outside; the host reaches it only through the forwarded port), for systemd-networkd.
-GUEST_NETWORK = """\
-cat >/etc/systemd/network/50-pmemd-test.network <<'EOF'
-[Match]
-Name=en*
-[Network]
-Address=10.0.2.15/24
-EOF
-"""
 # SSH in the guest: the network, then sshd.
 OPEN_SSH = GUEST_NETWORK + """\
 install -d -m 0700 /root/.ssh
@@ -45,21 +35,6 @@ install -m 0600 {key} /root/.ssh/authorized_keys
 systemctl enable --now --quiet systemd-networkd.service ssh.service
 cat /etc/ssh/ssh_host_ed25519_key.pub
 """
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (qemu binds it next)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def network_args(port: int, guest_port: int = 22) -> list[str]:
-    """qemu options: one virtio NIC on a user network whose only way in is 127.0.0.1:port,
-    forwarded to the guest's ``guest_port``."""
-    return ["-netdev",
-            f"user,id=fleet,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:{guest_port}",
-            "-device", "virtio-net-pci,netdev=fleet"]
 
 
 def install_collection(command: Path, directory: Path) -> Path:

@@ -46,8 +46,9 @@ from tests.vm.e2e import (
     failed_units,
     memmap_options,
 )
-from tests.vm.fleet import Fleet, Host, ansible_playbook, free_port, network_args
+from tests.vm.fleet import Fleet, Host, ansible_playbook
 from tests.vm.image import BIOS, UEFI, ImageError, ensure_base
+from tests.vm.network import free_port, network_args
 from tests.vm.qemu import Guest
 
 pytestmark = pytest.mark.vm

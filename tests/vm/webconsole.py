@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 
 from tests.cockpit.browser import Browser
 from tests.vm.e2e import Journey
-from tests.vm.fleet import GUEST_NETWORK
+from tests.vm.network import GUEST_NETWORK
 
 USER = "pmemd-admin"
 # The host reaches the guest as 10.0.2.2, not localhost: Cockpit would send the browser to
