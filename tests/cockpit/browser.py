@@ -47,7 +47,8 @@ class Browser:
                 lambda _driver: condition(), message)
             return found
         except TimeoutException as error:
-            raise AssertionError(f"{message}\n{self.text('page')}") from error
+            shown = self.driver.find_element(By.TAG_NAME, "body").text
+            raise AssertionError(f"{message}\n{shown}") from error
 
     def find(self, selector: str) -> WebElement:
         return self.driver.find_element(By.CSS_SELECTOR, selector)
@@ -76,6 +77,21 @@ class Browser:
 
     def quit(self) -> None:
         self.driver.quit()
+
+
+def open_in_shell(browser: Browser, base: str) -> list[str]:
+    """Cockpit's shell at BASE/pmemd, as an admin gets there: the menu's "Persistent
+    memory", then the page in its frame (the browser stays in it); returns the regions
+    table's rows (region names) once the page has rendered them."""
+    browser.driver.get(base + "/pmemd")
+    browser.until(lambda: [a for a in browser.find_all("a")
+                           if a.text.strip() == "Persistent memory"],
+                  "the shell's menu has no 'Persistent memory'")
+    frame = browser.until(lambda: browser.find_all("iframe[name='cockpit1:localhost/pmemd']"),
+                          "the shell did not load pmemd's page")[0]
+    browser.driver.switch_to.frame(frame)
+    browser.until(lambda: browser.find_all("#regions tbody tr"), "the page shows no region")
+    return [row.get_attribute("data-region") or "" for row in browser.find_all("#regions tbody tr")]
 
 
 def start_browser(profile: Path) -> Browser:

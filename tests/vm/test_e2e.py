@@ -48,7 +48,7 @@ import pytest
 
 from pmemd.core.units import link_name, unit_name
 from pmemd.machine.root import PMEM_LINK_DIR
-from tests.cockpit.browser import SCREENSHOTS, start_browser
+from tests.cockpit.browser import SCREENSHOTS, open_in_shell, start_browser
 from tests.vm.conftest import Trip, guest_trip
 from tests.vm.e2e import (
     GRUB_FILES,
@@ -63,7 +63,7 @@ from tests.vm.e2e import (
 )
 from tests.vm.image import Image
 from tests.vm.steps import boot_once_without_options
-from tests.vm.webconsole import log_in, open_cockpit, open_page, region_cells, shell_screenshot
+from tests.vm.webconsole import log_in, open_cockpit, region_cells, shell_screenshot
 
 pytestmark = pytest.mark.vm
 
@@ -237,7 +237,7 @@ def test_the_guests_cockpit_shows_its_regions_on_pmemds_page(
     browser = start_browser(tmp_path / "chromium")
     try:
         log_in(browser, console)
-        assert open_page(browser, console) == [DATA.name, SCRATCH.name]
+        assert open_in_shell(browser, console.base) == [DATA.name, SCRATCH.name]
         devices = trip.seen["devices"]
         for region in (DATA, SCRATCH):
             cells = region_cells(browser, region.name)

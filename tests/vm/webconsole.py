@@ -1,7 +1,8 @@
 """The guest's own Cockpit, seen from the host's Chromium: the guest's network comes up on
 qemu's user network (reachable only through 127.0.0.1's forwarded port), cockpit.socket
 starts, and a user made for the test logs in through Cockpit's real login page (PAM), as an
-admin would; then the shell's "Persistent memory" page, which is pmemd-cockpit's."""
+admin would; then the shell's "Persistent memory" page (open_in_shell), which is
+pmemd-cockpit's."""
 
 from __future__ import annotations
 
@@ -48,28 +49,13 @@ def open_cockpit(journey: Journey, port: int) -> WebConsole:
 def log_in(browser: Browser, console: WebConsole) -> None:
     """Cockpit's login page, filled in and sent; returns once the shell is there."""
     browser.driver.get(console.base + "/")
-    browser.until(lambda: browser.find_all("#login-user-input"), "no Cockpit login page")
+    browser.until(lambda: any(e.is_displayed() for e in browser.find_all("#login-user-input")),
+                  "no Cockpit login page")
     browser.find("#login-user-input").send_keys(USER)
     browser.find("#login-password-input").send_keys(console.password)
     browser.find("#login-button").click()
     browser.until(lambda: browser.find_all("#main") or browser.find_all(".pf-c-page"),
                   "the login did not reach Cockpit's shell")
-
-
-def open_page(browser: Browser, console: WebConsole) -> list[str]:
-    """The shell at /pmemd: the menu's entry, then the page in its frame; returns the
-    regions table's rows (region names) once the page has rendered them."""
-    browser.driver.get(console.base + "/pmemd")
-    browser.until(lambda: [a for a in browser.find_all("a")
-                           if a.text.strip() == "Persistent memory"],
-                  "the shell's menu has no 'Persistent memory'")
-    frame = browser.until(lambda: browser.find_all("iframe[name='cockpit1:localhost/pmemd']"),
-                          "the shell did not load pmemd's page")[0]
-    browser.driver.switch_to.frame(frame)
-    browser.until(lambda: browser.find_all("#regions tbody tr"), "the page shows no region")
-    rows = [row.get_attribute("data-region") or ""
-            for row in browser.driver.find_elements(By.CSS_SELECTOR, "#regions tbody tr")]
-    return rows
 
 
 def region_cells(browser: Browser, name: str) -> list[str]:
