@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """Install pmemd's files that are not Python: units, generator, udev rule, D-Bus and polkit
-files, the config and the man pages.
+files, the config, the journal's message catalog and the man pages.
 
 This is the one place that says where each file of the source tree goes. ``debian/rules``
 and the RPM spec both call it, each with its distribution's directories, so the two packages
-cannot ship different sets of files. A file under ``systemd/`` or ``etc/`` that no rule
-places is an error: a new file must be given a home here, not silently left out.
+cannot ship different sets of files. A file under ``systemd/``, ``etc/`` or ``catalog/``
+that no rule places is an error: a new file must be given a home here, not silently left out.
 
     install_data.py --destdir debian/pmemd --unitdir /lib/systemd/system ...
 """
@@ -44,10 +44,12 @@ RULES = (
     Rule("etc/**/*.service", "dbusservicedir"),
     Rule("etc/**/*.xml", "dbusinterfacedir"),
     Rule("etc/**/*.policy", "polkitactiondir"),
+    # The journal's message catalog for pmemd's events (journalctl -x).
+    Rule("catalog/*.catalog", "catalogdir"),
 )
 
 # Directories whose files are placed by RULES: anything else in them is an error.
-PLACED_TREES = ("systemd", "etc")
+PLACED_TREES = ("systemd", "etc", "catalog")
 # Files in those trees that are documentation for the tree, not something to install.
 NOT_INSTALLED = ("README", "README.md")
 
@@ -61,6 +63,7 @@ DIRECTORY_OPTIONS = {
     "dbusservicedir": "D-Bus system service activation (/usr/share/dbus-1/system-services)",
     "dbusinterfacedir": "D-Bus introspection data (/usr/share/dbus-1/interfaces)",
     "polkitactiondir": "polkit actions (/usr/share/polkit-1/actions)",
+    "catalogdir": "journal message catalogs (/usr/lib/systemd/catalog)",
     "mandir": "man pages (/usr/share/man); pages come from --man-pages",
 }
 

@@ -24,6 +24,7 @@ FEDORA_DIRS = {
     "dbusservicedir": "/usr/share/dbus-1/system-services",
     "dbusinterfacedir": "/usr/share/dbus-1/interfaces",
     "polkitactiondir": "/usr/share/polkit-1/actions",
+    "catalogdir": "/usr/lib/systemd/catalog",
     "mandir": "/usr/share/man",
 }
 
@@ -59,6 +60,7 @@ SOURCE = {
     "etc/io.pmemd1.service": "[D-BUS Service]\n",
     "etc/io.pmemd1.policy": "<policyconfig/>\n",
     "etc/io.pmemd1.Manager.xml": "<node/>\n",
+    "catalog/pmemd.catalog": "-- 00000000000000000000000000000000\n",
     "man/pmemd.8": ".TH PMEMD 8\n",
     "man/pmemd.yaml.5": ".TH PMEMD.YAML 5\n",
 }
@@ -84,6 +86,7 @@ def test_every_file_goes_where_its_kind_belongs(tmp_path: Path) -> None:
         "/usr/share/polkit-1/actions/io.pmemd1.policy": ("etc/io.pmemd1.policy", 0o644),
         "/usr/share/dbus-1/interfaces/io.pmemd1.Manager.xml":
             ("etc/io.pmemd1.Manager.xml", 0o644),
+        "/usr/lib/systemd/catalog/pmemd.catalog": ("catalog/pmemd.catalog", 0o644),
         "/usr/share/man/man8/pmemd.8": ("man/pmemd.8", 0o644),
         "/usr/share/man/man5/pmemd.yaml.5": ("man/pmemd.yaml.5", 0o644),
     }
@@ -113,7 +116,7 @@ def test_installing_copies_with_modes_and_writes_the_rpm_file_list(tmp_path: Pat
 
 
 @pytest.mark.parametrize("stray", ["etc/pmemd.conf.example", "systemd/pmemd.conf",
-                                   "etc/dbus/README.txt"])
+                                   "etc/dbus/README.txt", "catalog/pmemd.de.txt"])
 def test_a_file_no_rule_places_stops_the_build(tmp_path: Path, stray: str) -> None:
     source = tree(tmp_path / "src", {**SOURCE, stray: "x\n"})
     with pytest.raises(install_data.LayoutError, match=stray.replace(".", r"\.")):
