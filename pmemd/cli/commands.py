@@ -271,7 +271,7 @@ def _journal_priority(level: int) -> str:
     return f"<{level}>" if _to_journal(sys.stderr) else ""
 
 
-def _said(journaled: bool, stream: TextIO) -> bool:
+def said_in_journal(journaled: bool, stream: TextIO) -> bool:
     """The journal already has the message as a structured event, and ``stream`` would only
     put it there a second time."""
     return journaled and _to_journal(stream)
@@ -294,10 +294,10 @@ def cmd_make_filesystem(args: argparse.Namespace) -> int:
         print(("would run: " if args.dry_run else "ran: ") + " ".join(outcome.argv))
     if outcome.decision.alarming:  # the content the user kept is gone: a warning
         sys.stdout.flush()
-        if not _said(outcome.journaled, sys.stderr):
+        if not said_in_journal(outcome.journaled, sys.stderr):
             print(f"{_journal_priority(WARNING)}warning: {outcome.message()}",
                   file=sys.stderr)
-    elif not _said(outcome.journaled, sys.stdout):
+    elif not said_in_journal(outcome.journaled, sys.stdout):
         print(outcome.message())
     for warning in outcome.warnings:
         print(f"{_journal_priority(WARNING)}warning: {warning}", file=sys.stderr)
@@ -324,6 +324,6 @@ def cmd_verify_trial(args: argparse.Namespace) -> int:
     machine = machine_of(args)
     with _locked(machine, "pmemd verify-trial"):
         done = verify_trial(machine, Runner(), config_path=config_path_of(args))
-    if not _said(done.journaled, sys.stdout):
+    if not said_in_journal(done.journaled, sys.stdout):
         print(f"Trial boot: {done.message}")
     return Exit.DEGRADED if done.action == "failed" else Exit.OK

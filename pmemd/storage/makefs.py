@@ -198,8 +198,8 @@ def make_region_filesystem(machine: Machine, config: Config, name: str,
         outcome = _make(machine, located, runner)
     except Refused as err:
         if not runner.dry_run:
-            send_event(machine, filesystem_refused(region=name, device=device,
-                                                   reason=str(err)))
+            err.journaled = send_event(machine, filesystem_refused(
+                region=name, device=device, reason=str(err)))
         raise
     return outcome if runner.dry_run else outcome.announce(machine, device)
 

@@ -46,9 +46,10 @@ def verify_region(machine: Machine, config: Config, name: str) -> DaxMount:
     problem = f"{mountpoint} is not mounted" if mount is None else dax_problem(
         mount, located.device)
     if problem is not None:
-        send_event(machine, dax_failed(region=name, mountpoint=mountpoint,
-                                       device=f"{DEV_DIR}/{located.device.name}",
-                                       reason=problem))
-        raise NotDax(problem)
+        error = NotDax(problem)
+        error.journaled = send_event(machine, dax_failed(
+            region=name, mountpoint=mountpoint, device=f"{DEV_DIR}/{located.device.name}",
+            reason=problem))
+        raise error
     assert mount is not None
     return DaxMount(located, mount)

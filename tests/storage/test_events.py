@@ -77,20 +77,38 @@ def test_a_mount_without_dax_names_the_mountpoint(loop_machine: LoopMachine) -> 
     assert event["MESSAGE"] == "region data: /pmem is not a DAX mount: /pmem is not mounted"
 
 
-def test_under_systemd_the_message_is_the_journal_entry_alone(loop_machine: LoopMachine) -> None:
-    """Standard output connected to the journal (``$JOURNAL_STREAM``, as a unit's is): the
-    structured entry is the message; it is not said a second time as a plain line."""
-    loop_machine.configure("ext4", "recreate", 512)
-    output = loop_machine.root / "stdout"
-    with bound_journal(loop_machine.root) as journal, output.open("w") as stream:
+def as_unit(machine: LoopMachine, *args: str) -> tuple[int, str]:
+    """``pmemd ARGS`` with standard output and error connected to "the journal" (a file
+    that ``$JOURNAL_STREAM`` names, as systemd names a unit's stream): its exit status and
+    what it wrote there."""
+    output = machine.root / "stream"
+    with output.open("w") as stream:
         info = os.fstat(stream.fileno())
         env = {**os.environ, "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}
-        done = subprocess.run([sys.executable, "-m", "pmemd", "make-filesystem", "data",
-                               "--root", str(loop_machine.root)], stdout=stream,
-                              stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
-                              check=False, timeout=120)
-        assert done.returncode == 0, done.stderr
-        [event] = journal.events(MessageId.FILESYSTEM_MADE)
-    printed = output.read_text()
-    assert printed.startswith("ran: mkfs.ext4") and "made the filesystem" not in printed
-    assert event["MESSAGE"].startswith("region data: made the filesystem on pmem0")
+        done = subprocess.run([sys.executable, "-m", "pmemd", *args, "--root",
+                               str(machine.root)], stdout=stream, stderr=stream, cwd=REPO,
+                              env=env, check=False, timeout=120)
+    return done.returncode, output.read_text()
+
+
+def test_under_systemd_the_message_is_the_journal_entry_alone(loop_machine: LoopMachine) -> None:
+    """Under a unit the structured entry is the message; it is not said a second time as a
+    plain line on the unit's stream (made, refused, not DAX)."""
+    loop_machine.configure("ext4", "recreate", 512)
+    with bound_journal(loop_machine.root) as journal:
+        status, printed = as_unit(loop_machine, "make-filesystem", "data")
+        assert status == 0, printed
+        [made] = journal.events(MessageId.FILESYSTEM_MADE)
+        assert printed.startswith("ran: mkfs.ext4") and "made the filesystem" not in printed
+        assert made["MESSAGE"].startswith("region data: made the filesystem on pmem0")
+        status, printed = as_unit(loop_machine, "verify-dax", "data")
+        assert (status, printed) == (1, "")
+        assert journal.events(MessageId.DAX_FAILED)
+        assert loop_machine.mount().returncode == 0
+        try:
+            status, printed = as_unit(loop_machine, "make-filesystem", "data")
+        finally:
+            loop_machine.umount()
+        assert (status, printed) == (1, "")
+        [refused] = journal.events(MessageId.FILESYSTEM_REFUSED)
+        assert "never formats a mounted device" in refused["MESSAGE"]
