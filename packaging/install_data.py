@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """Install pmemd's files that are not Python: units, generator, udev rule, D-Bus and polkit
-files, the config, the shell completions and the man pages; and, for the binary package
-pmemd-cockpit, the Cockpit page.
+files, the config, the shell completions, the journal's message catalog and the man pages;
+and, for the binary package pmemd-cockpit, the Cockpit page.
 
 This is the one place that says where each file of the source tree goes. ``debian/rules``
 and the RPM spec both call it, each with its distribution's directories, so the two packages
 cannot ship different sets of files. A file under ``systemd/``, ``etc/``,
-``shell-completion/`` or ``cockpit/`` that no rule places is an error: a new file must be
-given a home here, not silently left out.
+``shell-completion/``, ``catalog/`` or ``cockpit/`` that no rule places is an error: a new
+file must be given a home here, not silently left out.
 
     install_data.py --destdir debian/pmemd --unitdir /lib/systemd/system ...
     install_data.py --package pmemd-cockpit --destdir debian/pmemd-cockpit ...
@@ -56,11 +56,13 @@ RULES = (
     Rule("shell-completion/zsh/_*", "zshcompletiondir"),
     # The Cockpit page, a package of its own (pmemd-cockpit: it needs cockpit-bridge).
     Rule("cockpit/*", "cockpitdir", subdir="pmemd", package="pmemd-cockpit"),
+    # The journal's message catalog for pmemd's events (journalctl -x).
+    Rule("catalog/*.catalog", "catalogdir"),
 )
 PACKAGES = tuple(sorted({rule.package for rule in RULES}))
 
 # Directories whose files are placed by RULES: anything else in them is an error.
-PLACED_TREES = ("systemd", "etc", "shell-completion", "cockpit")
+PLACED_TREES = ("systemd", "etc", "shell-completion", "catalog", "cockpit")
 # Files in those trees that are documentation for the tree, not something to install.
 NOT_INSTALLED = ("README", "README.md")
 
@@ -79,6 +81,7 @@ DIRECTORY_OPTIONS = {
     "zshcompletiondir": "zsh completions (Debian: /usr/share/zsh/vendor-completions; "
                         "Fedora: /usr/share/zsh/site-functions)",
     "cockpitdir": "Cockpit's packages (/usr/share/cockpit)",
+    "catalogdir": "journal message catalogs (/usr/lib/systemd/catalog)",
     "mandir": "man pages (/usr/share/man); pages come from --man-pages",
 }
 

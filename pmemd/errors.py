@@ -64,6 +64,10 @@ class Problem:
 class PmemdError(Exception):
     """Base of every error pmemd reports to a user; its text is for that user."""
 
+    # Where it was found, it was also sent to the journal as an event (pmemd.core.events):
+    # a command whose standard error is the journal does not say it a second time.
+    journaled: bool = False
+
 
 # --- the config ---------------------------------------------------------------------------
 

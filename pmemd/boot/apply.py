@@ -9,12 +9,14 @@ from pathlib import Path
 
 from pmemd.boot.backends.base import Backend, BootWrite, NextBoot, tool_argv
 from pmemd.core.cmdline import CmdlineEdit, carries
+from pmemd.core.events import options_written
 from pmemd.errors import BootConfigError, CommandError, MachineError, RollbackError
 from pmemd.machine.atomic import (
     Transaction,
     metadata_of,
     sweep_temporaries,
 )
+from pmemd.machine.journal import send_event
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 
@@ -89,6 +91,7 @@ def apply_boot_write(backend: Backend, write: BootWrite, edit: CmdlineEdit, runn
     is about to own before the bootloader carries it, so a crash never loses ownership).
     ``check`` replaces the check of the default entry against ``edit`` (a trial leaves the
     default entry as it was and checks its own entry instead); it raises BootConfigError.
+    Options added or removed are an event in the journal once they are written.
     """
     sweep_temporaries(p.parent for p in (*(c.path for c in write.files), *write.tool_files))
     transaction = BootTransaction()
@@ -118,6 +121,8 @@ def apply_boot_write(backend: Backend, write: BootWrite, edit: CmdlineEdit, runn
         # one expected: the files go back all the same, then it goes on.
         _undo(transaction, err)
         raise
+    if edit.add or edit.remove:
+        send_event(backend.machine, options_written(backend.kind.value, edit.add, edit.remove))
     return after
 
 

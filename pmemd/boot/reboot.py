@@ -7,12 +7,14 @@ when a boot did not carry the options (for *degraded*), and the reboot itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pmemd.boot.backends.base import NextBoot
 from pmemd.core.cmdline import Cmdline
+from pmemd.core.events import reboot_requested
 from pmemd.errors import RebootError
 from pmemd.machine.atomic import remove_durably, write_atomic
+from pmemd.machine.journal import send_event
 from pmemd.machine.root import Machine
 
 # What Debian's notify-reboot-required writes; update-notifier and motd show it.
@@ -104,3 +106,9 @@ def request_reboot() -> None:
             manager.Manager.StartUnit(REBOOT_UNIT.encode(), REBOOT_MODE.encode())
     except Exception as err:  # pystemd raises its own DBusError and OSError subclasses
         raise RebootError(f"systemd did not start {REBOOT_UNIT}: {err}") from None
+
+
+def reboot_now(machine: Machine, reboot: Callable[[], None], reason: str) -> None:
+    """``reboot`` (normally :func:`request_reboot`), said first in the journal with why."""
+    send_event(machine, reboot_requested(reason))
+    reboot()

@@ -23,11 +23,13 @@ from pmemd.boot.reboot import (
     mark_degraded,
     mark_reboot_required,
     read_boot_id,
+    reboot_now,
     request_reboot,
 )
 from pmemd.boot.removal import Removal, hand_over
 from pmemd.boot.trial import TrialNote, arm_or_write, settle_in_flight
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries, merge_args
+from pmemd.core.events import reboot_refused
 from pmemd.core.facts import MachineFacts
 from pmemd.core.model import Config
 from pmemd.core.plan import ChangeAction, Plan, PlanState, plan
@@ -41,6 +43,7 @@ from pmemd.core.reboot import (
 from pmemd.core.trial import TrialState
 from pmemd.errors import ConfigError, RebootError
 from pmemd.machine.facts import read_config, read_facts
+from pmemd.machine.journal import send_event
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 from pmemd.machine.state import State, read_state, write_state
@@ -283,12 +286,22 @@ class _Guard:
                           pending=decision.pending, degraded=degraded,
                           trial=self.state.trial)
         changed = write_state(machine, new_state)
+        if _refused(decision):
+            send_event(machine, reboot_refused(decision.message))
         if decision.action is RebootAction.REBOOT:
             try:
-                reboot()
+                reboot_now(machine, reboot, decision.message)
             except RebootError:
                 assert decision.pending is not None
                 write_state(machine, replace(new_state, pending=replace(decision.pending,
                                                                         rebooted=False)))
                 raise
         return changed
+
+
+def _refused(decision: RebootDecision) -> bool:
+    """The guard keeps pmemd from rebooting (again) although the kernel lacks the options:
+    degraded, or it already asked on this boot."""
+    return decision.action is RebootAction.DEGRADED or (
+        decision.action is RebootAction.MARK and decision.pending is not None
+        and decision.pending.rebooted)

@@ -22,10 +22,12 @@ from pmemd.boot.reboot import (
     clear_reboot_required,
     mark_degraded,
     read_boot_id,
+    reboot_now,
     request_reboot,
 )
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries
 from pmemd.core.devices import DeviceState
+from pmemd.core.events import trial_armed, trial_committed, trial_failed
 from pmemd.core.model import RebootPolicy, TrialMode
 from pmemd.core.plan import ChangeAction, Plan, plan
 from pmemd.core.reboot import desired_digest
@@ -46,6 +48,7 @@ from pmemd.core.trial import (
 from pmemd.errors import BootConfigError, CommandError, Refused
 from pmemd.machine.atomic import Transaction
 from pmemd.machine.facts import read_config, read_facts
+from pmemd.machine.journal import send_event
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 from pmemd.machine.state import State, read_state, write_state
@@ -92,6 +95,7 @@ def arm_trial(machine: Machine, runner: Runner, backend: Backend, state: State, 
             raise BootConfigError(f"after writing, the trial entry lacks {' '.join(missing)}")
 
     apply_boot_write(backend, write, CmdlineEdit(), runner, before=record, check=check)
+    send_event(machine, trial_armed(backend.kind.value, desired))
     return after
 
 
@@ -171,8 +175,11 @@ def settle_in_flight(machine: Machine, runner: Runner, backend: Backend, state: 
         failed = replace(step.trial, reason=f"{step.trial.reason}; what it logged: "
                                             f"{previous_boot_journal(machine, runner)}")
         step = replace(step, trial=failed)
-        ended = state if dry_run else end_trial(machine, runner, backend, state, step.trial,
-                                                commit=False)
+        ended = state
+        if not dry_run:
+            ended = end_trial(machine, runner, backend, state, step.trial, commit=False)
+            send_event(machine, trial_failed(f"failed: {step.trial.reason}", step.trial.reason,
+                                             step.trial.options))
         return ended, TrialNote("failed", f"the trial boot failed: {step.trial.reason}",
                                 step.trial), False
     if trial.digest != digest:
@@ -232,6 +239,7 @@ class Verification:
     message: str
     trial: Trial
     rebooting: bool = False
+    journaled: bool = False  # the journal took the event (committed, failed)
 
 
 def verify_trial(machine: Machine, runner: Runner, *, config_path: Path | None = None,
@@ -262,15 +270,18 @@ def verify_trial(machine: Machine, runner: Runner, *, config_path: Path | None =
     committed = verdict.state is TrialState.COMMITTED
     end_trial(machine, runner, backend, state, verdict, commit=committed)
     if committed:
-        return Verification("committed", "the trial boot is verified: its options are now "
-                                         "the default entry's", verdict)
+        message = "the trial boot is verified: its options are now the default entry's"
+        sent = send_event(machine, trial_committed(message, verdict.options))
+        return Verification("committed", message, verdict, journaled=sent)
     back = config.boot.reboot is RebootPolicy.AUTO and (
         machine.root == Path("/") if live is None else live)
-    if back:
-        reboot()
-    return Verification("failed", verdict.reason + (
+    message = verdict.reason + (
         "; rebooting into the default entry, which keeps the old options" if back else
-        "; the next boot is the default entry's, with the old options"), verdict, back)
+        "; the next boot is the default entry's, with the old options")
+    sent = send_event(machine, trial_failed(message, verdict.reason, verdict.options))
+    if back:
+        reboot_now(machine, reboot, "the trial boot failed; back to the default entry")
+    return Verification("failed", message, verdict, back, journaled=sent)
 
 
 # --- what the admin asks (pmemctl trial retry | abort) -------------------------------------

@@ -12,6 +12,7 @@ import os
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TextIO
 
 from pmemd.cli.exits import PLAN_EXITS, Exit
 from pmemd.core.config import ParsedConfig
@@ -271,15 +272,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  args.stop_timeout)
 
 
-def _journal_priority(level: int) -> str:
-    """``<N>``, which the journal reads as the line's priority, when stderr is connected to
-    the journal (systemd's ``$JOURNAL_STREAM`` names that stream); nothing otherwise."""
+def _to_journal(stream: TextIO) -> bool:
+    """``stream`` is connected to the journal (systemd's ``$JOURNAL_STREAM`` names it)."""
     device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
     try:
-        info = os.fstat(sys.stderr.fileno())
+        info = os.fstat(stream.fileno())
     except (OSError, ValueError):
-        return ""
-    return f"<{level}>" if f"{info.st_dev}:{info.st_ino}" == f"{device}:{inode}" else ""
+        return False
+    return f"{info.st_dev}:{info.st_ino}" == f"{device}:{inode}"
+
+
+def _journal_priority(level: int) -> str:
+    """``<N>``, which the journal reads as the line's priority, when stderr is connected to
+    the journal; nothing otherwise."""
+    return f"<{level}>" if _to_journal(sys.stderr) else ""
+
+
+def said_in_journal(journaled: bool, stream: TextIO) -> bool:
+    """The journal already has the message as a structured event, and ``stream`` would only
+    put it there a second time."""
+    return journaled and _to_journal(stream)
 
 
 def cmd_make_filesystem(args: argparse.Namespace) -> int:
@@ -299,8 +311,10 @@ def cmd_make_filesystem(args: argparse.Namespace) -> int:
         print(("would run: " if args.dry_run else "ran: ") + " ".join(outcome.argv))
     if outcome.decision.alarming:  # the content the user kept is gone: a warning
         sys.stdout.flush()
-        print(f"{_journal_priority(WARNING)}warning: {outcome.message()}", file=sys.stderr)
-    else:
+        if not said_in_journal(outcome.journaled, sys.stderr):
+            print(f"{_journal_priority(WARNING)}warning: {outcome.message()}",
+                  file=sys.stderr)
+    elif not said_in_journal(outcome.journaled, sys.stdout):
         print(outcome.message())
     for warning in outcome.warnings:
         print(f"{_journal_priority(WARNING)}warning: {warning}", file=sys.stderr)
@@ -327,5 +341,6 @@ def cmd_verify_trial(args: argparse.Namespace) -> int:
     machine = machine_of(args)
     with _locked(machine, "pmemd verify-trial"):
         done = verify_trial(machine, Runner(), config_path=config_path_of(args))
-    print(f"Trial boot: {done.message}")
+    if not said_in_journal(done.journaled, sys.stdout):
+        print(f"Trial boot: {done.message}")
     return Exit.DEGRADED if done.action == "failed" else Exit.OK

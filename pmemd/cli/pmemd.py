@@ -28,6 +28,7 @@ from pmemd.cli.commands import (
     cmd_validate,
     cmd_verify_dax,
     cmd_verify_trial,
+    said_in_journal,
 )
 from pmemd.cli.exits import Exit, exit_for
 from pmemd.core.model import MIN_ALIGNMENT
@@ -243,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args))
     except PmemdError as err:
-        _tell(err.render() if isinstance(err, ConfigError) else f"pmemd: {err}")
+        if not said_in_journal(err.journaled, sys.stderr):
+            _tell(err.render() if isinstance(err, ConfigError) else f"pmemd: {err}")
         if getattr(args, "json", False):  # a document on stdout, whatever happened
             from pmemd.core.report import error_document
 

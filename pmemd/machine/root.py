@@ -27,6 +27,7 @@ BOOT_DIR = "/boot"
 PMEM_LINK_DIR = "/dev/disk/by-pmem-address"
 PMEMD_BIN = "/usr/bin/pmemd"  # what generated units run
 KMSG_PATH = "/dev/kmsg"  # where a generator logs (it runs before the journal)
+JOURNAL_SOCKET = "/run/systemd/journal/socket"  # journald's native protocol
 MASK = Path("/dev/null")  # a link to it masks a unit or a kernel-install plugin
 # The output directories systemd passes to generators (normal, early, late).
 GENERATOR_DIRS = ("/run/systemd/generator", "/run/systemd/generator.early",
@@ -111,6 +112,12 @@ class Machine:
     @property
     def kmsg(self) -> Path:
         return self.path(KMSG_PATH)
+
+    @property
+    def journal_socket(self) -> Path:
+        """Where journald takes structured entries (absent before journald, in containers
+        without it, and in test trees that do not bind it)."""
+        return self.path(JOURNAL_SOCKET)
 
     # --- what pmemd writes ------------------------------------------------------------
 

@@ -456,7 +456,10 @@ class Operations:
             if mount_unit is not None:  # formatting failed: the region goes back as it was
                 self._remount(mount_unit)
             raise
-        log.info("%s (for %s)", outcome.message(), caller.sender)
+        if outcome.journaled:  # what was made is in the journal's event; here, for whom
+            log.info("Format of region %s: done for %s", name, caller.sender)
+        else:
+            log.info("%s (for %s)", outcome.message(), caller.sender)
         for warning in outcome.warnings:
             log.warning("%s", warning)
         if mount_unit is not None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pmemd.core.events import filesystem_kept, filesystem_made, filesystem_refused
 from pmemd.core.history import FsRecord, Prior, prior_of
 from pmemd.core.makefs import Action, Decision, Probe, decide, mkfs_argv, parse_blkid_export
 from pmemd.core.model import Config, Filesystem
@@ -26,7 +27,8 @@ from pmemd.errors import CommandError, MachineError, NoFilesystem, Refused
 from pmemd.machine.atomic import write_atomic
 from pmemd.machine.facts import read_mounts
 from pmemd.machine.history import read_history, record_boot, record_filesystem
-from pmemd.machine.root import Machine
+from pmemd.machine.journal import send_event
+from pmemd.machine.root import DEV_DIR, Machine
 from pmemd.machine.runner import Runner
 from pmemd.storage.locate import Located, locate_region
 
@@ -113,11 +115,25 @@ class Outcome:
     decision: Decision
     argv: tuple[str, ...] = ()  # the mkfs run, when one ran
     warnings: tuple[str, ...] = ()  # the boot history could not be written
+    fstype: str = ""
+    uuid: str = ""  # the filesystem's, as blkid reads it (made: after mkfs)
+    journaled: bool = False  # the journal took the event: no need to say it again
 
     def message(self) -> str:
         did = "made" if self.decision.action is Action.CREATE else "kept"
         return f"region {self.region}: {did} the filesystem on {self.device}: " \
                f"{self.decision.reason}"
+
+    def announce(self, machine: Machine, device: str) -> Outcome:
+        """This outcome in the journal (``device``: the node's path on the target), and
+        whether the journal took it."""
+        fields = {"region": self.region, "device": device, "fstype": self.fstype,
+                  "uuid": self.uuid, "reason": self.decision.reason}
+        sent = send_event(machine, filesystem_made(
+            self.message(), alarming=self.decision.alarming, **fields)
+            if self.decision.action is Action.CREATE
+            else filesystem_kept(self.message(), **fields))
+        return replace(self, journaled=sent)
 
 
 @dataclass(frozen=True)
@@ -148,10 +164,10 @@ class _Device:
         return ()
 
 
-def _examine(machine: Machine, config: Config, name: str, runner: Runner
+def _examine(machine: Machine, located: Located, runner: Runner
              ) -> tuple[_Device, tuple[str, ...]]:
     """The region's device, proven and probed; and the warnings of recording this boot."""
-    located = locate_region(machine, config, name)
+    name = located.region.name
     fs = located.region.filesystem
     if fs is None:
         raise NoFilesystem(name)
@@ -175,9 +191,23 @@ def _examine(machine: Machine, config: Config, name: str, runner: Runner
 def make_region_filesystem(machine: Machine, config: Config, name: str,
                            runner: Runner) -> Outcome:
     """Make (or keep) region ``name``'s filesystem on its device, and record it in the boot
-    history."""
-    device, warnings = _examine(machine, config, name, runner)
-    located = device.located
+    history; what it did, or why it refused, is an event in the journal."""
+    located = locate_region(machine, config, name)
+    device = f"{DEV_DIR}/{located.device.name}"
+    try:
+        outcome = _make(machine, located, runner)
+    except Refused as err:
+        if not runner.dry_run:
+            err.journaled = send_event(machine, filesystem_refused(
+                region=name, device=device, reason=str(err)))
+        raise
+    return outcome if runner.dry_run else outcome.announce(machine, device)
+
+
+def _make(machine: Machine, located: Located, runner: Runner) -> Outcome:
+    device, warnings = _examine(machine, located, runner)
+    name = located.region.name
+    fstype = device.fs.type.value
     decision = decide(device.fs, device.probe, made_this_boot=device.made_this_boot,
                       prior=device.prior)
     shown = f"{located.device.name} ({located.node})"
@@ -185,7 +215,8 @@ def make_region_filesystem(machine: Machine, config: Config, name: str,
         if not device.made_this_boot and not runner.dry_run:
             uuid = device.probe.fields.get("UUID", "")
             warnings += device.record(machine, uuid, "kept", decision)
-        return Outcome(name, shown, decision, warnings=warnings)
+        return Outcome(name, shown, decision, warnings=warnings, fstype=fstype,
+                       uuid=device.probe.fields.get("UUID", ""))
     release = machine.read_text(machine.osrelease)
     argv = mkfs_argv(device.fs.type, str(located.node), size=device.size,
                      kernel_release=(release or "").strip())
@@ -198,4 +229,4 @@ def make_region_filesystem(machine: Machine, config: Config, name: str,
     uuid = after.fields.get("UUID") or ""
     write_atomic(machine.filesystems_made / name, uuid + "\n")
     warnings += device.record(machine, uuid, "made", decision)
-    return Outcome(name, shown, decision, tuple(argv), warnings)
+    return Outcome(name, shown, decision, tuple(argv), warnings, fstype, uuid)

@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pmemd.core.devices import dax_problem
+from pmemd.core.events import dax_failed
 from pmemd.core.model import Config
 from pmemd.core.mounts import MountEntry, mount_at
 from pmemd.errors import NoFilesystem, NoSuchRegion, NotDax
 from pmemd.machine.facts import read_mounts
-from pmemd.machine.root import Machine
+from pmemd.machine.journal import send_event
+from pmemd.machine.root import DEV_DIR, Machine
 from pmemd.storage.locate import Located, locate_region
 
 
@@ -31,7 +33,8 @@ class DaxMount:
 
 def verify_region(machine: Machine, config: Config, name: str) -> DaxMount:
     """Region ``name``'s filesystem mounted with DAX on its own device, or
-    :class:`NotDax` (or why the region has no device) saying why not."""
+    :class:`NotDax` (or why the region has no device) saying why not; a mount that is not
+    DAX is an event in the journal."""
     region = config.region(name)
     if region is None:
         raise NoSuchRegion(name, [r.name for r in config.regions], config.source.path)
@@ -40,9 +43,13 @@ def verify_region(machine: Machine, config: Config, name: str) -> DaxMount:
     located = locate_region(machine, config, name)
     mountpoint = region.filesystem.mountpoint
     mount = mount_at(read_mounts(machine), mountpoint)
-    if mount is None:
-        raise NotDax(f"{mountpoint} is not mounted")
-    problem = dax_problem(mount, located.device)
+    problem = f"{mountpoint} is not mounted" if mount is None else dax_problem(
+        mount, located.device)
     if problem is not None:
-        raise NotDax(problem)
+        error = NotDax(problem)
+        error.journaled = send_event(machine, dax_failed(
+            region=name, mountpoint=mountpoint, device=f"{DEV_DIR}/{located.device.name}",
+            reason=problem))
+        raise error
+    assert mount is not None
     return DaxMount(located, mount)

@@ -14,6 +14,7 @@ import pytest
 
 from pmemd import __version__
 from pmemd.cli.exits import Exit
+from pmemd.core.events import MessageId
 from tests.conftest import MACHINES
 from tests.packaging.conftest import REPO, BuiltDeb, Root, host_env, package_names, run
 
@@ -26,6 +27,7 @@ BASH_COMPLETIONS = sorted((REPO / "shell-completion" / "bash").iterdir())
 ZSH_COMPLETIONS = sorted((REPO / "shell-completion" / "zsh").glob("_*"))
 # Debian's directory for the zsh functions of packages (zsh's own are under functions/).
 ZSH_VENDOR_COMPLETIONS = "/usr/share/zsh/vendor-completions"
+CATALOGS = sorted((REPO / "catalog").glob("*.catalog"))
 MAN_SOURCES = sorted((REPO / "docs" / "man").glob("*.rst"))
 
 pytestmark = pytest.mark.packaging
@@ -89,6 +91,9 @@ def expected_locations(root: Root) -> dict[str, Path]:
                  ".service": "/usr/share/dbus-1/system-services",
                  ".xml": "/usr/share/dbus-1/interfaces",
                  ".policy": polkit_dir}
+    catalogdir = pkgconfig_variable(root, "systemd.pc", "catalogdir")
+    for source in CATALOGS:
+        expected[f"{catalogdir}/{source.name}"] = source
     for source in ETC_FILES:
         if source.name == "pmemd.yaml":
             expected["/etc/pmemd.yaml"] = source
@@ -172,6 +177,14 @@ def test_unit_directory_is_one_systemd_reads(installed_root: Root) -> None:
     unitdir = pkgconfig_variable(installed_root, "systemd.pc", "systemdsystemunitdir")
     paths = installed_root.run("systemd-analyze", "--system", "unit-paths").stdout.split()
     assert unitdir in paths
+
+
+def test_journal_knows_the_catalog_after_dpkg_install(installed_root: Root) -> None:
+    """No maintainer script: systemd's dpkg trigger on its catalog directory runs
+    journalctl --update-catalog, so journalctl -x explains pmemd's events."""
+    listed = installed_root.run("journalctl", "--list-catalog").stdout
+    for message_id in MessageId:
+        assert f"{message_id.value} pmemd: " in listed, (message_id.name, listed)
 
 
 def test_config_is_a_conffile_that_declares_no_region(installed_root: Root) -> None:

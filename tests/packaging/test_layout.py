@@ -27,6 +27,7 @@ FEDORA_DIRS = {
     "cockpitdir": "/usr/share/cockpit",
     "bashcompletiondir": "/usr/share/bash-completion/completions",
     "zshcompletiondir": "/usr/share/zsh/site-functions",
+    "catalogdir": "/usr/lib/systemd/catalog",
     "mandir": "/usr/share/man",
 }
 
@@ -64,6 +65,7 @@ SOURCE = {
     "etc/io.pmemd1.Manager.xml": "<node/>\n",
     "shell-completion/bash/pmemctl": "complete -F _pmemctl pmemctl\n",
     "shell-completion/zsh/_pmemctl": "#compdef pmemctl\n",
+    "catalog/pmemd.catalog": "-- 00000000000000000000000000000000\n",
     "man/pmemd.8": ".TH PMEMD 8\n",
     "man/pmemd.yaml.5": ".TH PMEMD.YAML 5\n",
 }
@@ -92,6 +94,7 @@ def test_every_file_goes_where_its_kind_belongs(tmp_path: Path) -> None:
         "/usr/share/bash-completion/completions/pmemctl":
             ("shell-completion/bash/pmemctl", 0o644),
         "/usr/share/zsh/site-functions/_pmemctl": ("shell-completion/zsh/_pmemctl", 0o644),
+        "/usr/lib/systemd/catalog/pmemd.catalog": ("catalog/pmemd.catalog", 0o644),
         "/usr/share/man/man8/pmemd.8": ("man/pmemd.8", 0o644),
         "/usr/share/man/man5/pmemd.yaml.5": ("man/pmemd.yaml.5", 0o644),
     }
@@ -123,7 +126,7 @@ def test_installing_copies_with_modes_and_writes_the_rpm_file_list(tmp_path: Pat
 @pytest.mark.parametrize("stray", ["etc/pmemd.conf.example", "systemd/pmemd.conf",
                                    "etc/dbus/README.txt", "shell-completion/zsh/pmemctl",
                                    "shell-completion/fish/pmemctl.fish",
-                                   "cockpit/images/map.svg"])
+                                   "cockpit/images/map.svg", "catalog/pmemd.de.txt"])
 def test_a_file_no_rule_places_stops_the_build(tmp_path: Path, stray: str) -> None:
     source = tree(tmp_path / "src", {**SOURCE, stray: "x\n"})
     with pytest.raises(install_data.LayoutError, match=stray.replace(".", r"\.")):

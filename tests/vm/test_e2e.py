@@ -37,7 +37,9 @@ whole console and every step's script and output: ``tests/vm/artifacts/e2e-guest
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -46,12 +48,14 @@ from typing import Any
 
 import pytest
 
+from pmemd.core.events import MessageId
 from pmemd.core.units import link_name, unit_name
 from pmemd.machine.root import PMEM_LINK_DIR
 from tests.cockpit.browser import SCREENSHOTS, open_in_shell, start_browser
 from tests.vm.conftest import Trip, guest_trip
 from tests.vm.e2e import (
     GRUB_FILES,
+    Journey,
     RegionSpec,
     default_entry_options,
     device_at,
@@ -119,6 +123,44 @@ def assert_dax_mount(snapshot: dict[str, Any], region: RegionSpec) -> str:
 def journal_id(boot_id: str) -> str:
     """A boot id as journalctl -b takes it (and pmemd names it)."""
     return boot_id.replace("-", "")
+
+
+def journal_events(journey: Journey, message_id: MessageId, name: str, *args: str
+                   ) -> list[dict[str, Any]]:
+    """pmemd's structured journal entries of one kind, with all their fields."""
+    step = journey.check(shlex.join(["journalctl", "--no-pager", "-o", "json", *args,
+                                     f"MESSAGE_ID={message_id.value}"]) + "\n", name)
+    return [json.loads(line) for line in step.stdout.splitlines() if line.strip()]
+
+
+def assert_journal_events(journey: Journey, first_boot: str, devices: dict[str, str]) -> None:
+    """The structured events of scenario 1, found by MESSAGE_ID with their fields: the
+    options written and the reboot asked for on the first boot, the filesystems made on
+    this one; and journalctl -x explains them from the package's catalog."""
+    written = journal_events(journey, MessageId.OPTIONS_WRITTEN, "events-written", "-b", "-1")
+    assert [(e["_BOOT_ID"], e["PMEMD_BOOTLOADER"], e["PMEMD_OPTIONS_ADDED"], e["PRIORITY"],
+             e["SYSLOG_IDENTIFIER"]) for e in written] == [
+        (first_boot, "update-grub", f"{DATA.memmap} {SCRATCH.memmap}", "5", "pmemd")], written
+    assert "PMEMD_OPTIONS_REMOVED" not in written[0], written
+    asked = journal_events(journey, MessageId.REBOOT_REQUESTED, "events-reboot", "-b", "-1")
+    assert [e["PMEMD_REASON"] for e in asked] == [
+        "rebooting (boot.reboot: auto; once for this configuration)"], asked
+    made = journal_events(journey, MessageId.FILESYSTEM_MADE, "events-made", "-b")
+    assert sorted((e["PMEMD_REGION"], e["PMEMD_DEVICE"], e["PMEMD_FSTYPE"]) for e in made) == [
+        ("data", f"/dev/{devices['data']}", "xfs"),
+        ("scratch", f"/dev/{devices['scratch']}", "ext4")], made
+    for event in made:
+        assert event["_SYSTEMD_UNIT"].startswith("pmemd-makefs@"), event
+        assert event["PMEMD_UUID"] and event["PMEMD_REASON"] in event["MESSAGE"], event
+    explained = journey.check(f"journalctl --no-pager -b -x "
+                              f"MESSAGE_ID={MessageId.FILESYSTEM_MADE.value}\n",
+                              "events-made-explained").stdout
+    assert "Subject: pmemd made a filesystem on a persistent memory region" in explained, \
+        explained
+    assert f"/dev/{devices['data']} for region data: " in explained, explained
+    catalog = journey.check(f"journalctl --dump-catalog {MessageId.OPTIONS_WRITTEN.value}\n",
+                            "catalog-written").stdout
+    assert "Subject: pmemd wrote the kernel command line of the next boot" in catalog, catalog
 
 
 def plan_filesystems(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -204,6 +246,7 @@ def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
     assert ("on-boot: keep, but its range was ordinary RAM, not pmem, on the previous boot "
             f"(journalctl -b {journal_id(first.boot_id)})") in makefs, makefs
     assert "is not zero" in makefs, makefs  # the memory was dirty: leftover RAM
+    assert_journal_events(journey, journal_id(first.boot_id), devices)
     # keep: systemd's own fsck (as for an fstab line with a pass number) checked the data
     # region's filesystem after pmemd-makefs accepted the device; recreate has none.
     fsck = {r.name: fsck_unit(r) for r in (DATA, SCRATCH)}
@@ -445,7 +488,7 @@ def test_a_boot_without_the_options_reaches_multi_user_and_is_reported_degraded(
         assert "cannot be trusted" in makefs, makefs
         loud = journey.journal("journal-makefs-warning", "-b", "-p", "warning",
                                "-u", "pmemd-makefs@*")
-        assert "warning: region data: made the filesystem" in loud, loud
+        assert "region data: made the filesystem" in loud, loud
         assert ("Warning: region 'data': what it kept is gone: the previous boot used its "
                 "memory as RAM") in healed["pmemctl_status"]["stdout"], \
             healed["pmemctl_status"]["stdout"]
