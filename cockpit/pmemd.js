@@ -16,8 +16,10 @@
     const INVALID_CONFIG = "io.pmemd1.Error.InvalidConfig";
     const VALIDATE_DELAY = 300; // ms after the last keystroke
 
-    const client = cockpit.dbus(BUS_NAME, { superuser: "try" });
-    const manager = client.proxy(MANAGER, MANAGER_PATH);
+    // The bus client and the Manager's proxy: made anew for each instance of the service,
+    // so that a new instance's properties are read afresh (see connect()).
+    let client = null;
+    let manager = null;
     const permission = cockpit.permission({ admin: true });
 
     const page = {
@@ -28,6 +30,7 @@
         editorDirty: false,
         validation: 0, // sequence number of the newest Validate call
         failure: "", // why the service could not be reached
+        owner: undefined, // the service's unique bus name; null while it does not run
     };
 
     const $ = id => document.getElementById(id);
@@ -190,7 +193,7 @@
     function renderBanner() {
         const banner = $("banner");
         const actions = [];
-        if (!manager.valid) {
+        if (!manager.valid || page.owner === null) {
             patch($("banner-actions"), actions);
             banner.className = "banner state-absent";
             $("banner-title").textContent = "pmemd is not running";
@@ -612,6 +615,59 @@
         document.body.dataset.rendered = String(Number(document.body.dataset.rendered || 0) + 1);
     }
 
+    let lastConfigPath = null;
+
+    /* A client of its own for the running instance of the service, with the Manager's proxy
+     * (and the Regions', through refresh). pmemd leaves the bus after a minute without calls;
+     * the page then asks for it again (bus activation), and a new instance's state is read
+     * through a new client, whose proxies fetch every property anew. */
+    function connect() {
+        if (client)
+            client.close();
+        client = cockpit.dbus(BUS_NAME, { superuser: "try" });
+        let last; // the owner this client reported last
+        client.addEventListener("owner", (event, owner) => {
+            page.owner = owner;
+            if (owner === null) {
+                render();
+                client.call(MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", [])
+                        .catch(ex => {
+                            page.failure = `It could not be started: ${describeError(ex)}`;
+                            render();
+                        });
+            } else if (last !== undefined && owner !== last) {
+                page.failure = "";
+                connect();
+                return;
+            }
+            last = owner;
+        });
+        client.addEventListener("close", (event, options) => {
+            if (options && options.problem) {
+                page.failure = `The bus connection closed: ${options.problem}`;
+                render();
+            }
+        });
+        manager = client.proxy(MANAGER, MANAGER_PATH);
+        for (const proxy of page.regions.values())
+            proxy.removeEventListener("changed", render);
+        page.regions.clear();
+        manager.addEventListener("changed", onManagerChanged);
+        manager.wait(() => {
+            lastConfigPath = manager.ConfigPath;
+            watchConfig();
+            refresh().then(render);
+        });
+    }
+
+    function onManagerChanged() {
+        refresh();
+        if (manager.ConfigPath !== lastConfigPath) {
+            lastConfigPath = manager.ConfigPath;
+            watchConfig();
+        }
+    }
+
     function wire() {
         $("config-text").addEventListener("input", () => {
             page.editorDirty = true;
@@ -647,24 +703,8 @@
         $("reboot-confirm").addEventListener("click", reboot);
         $("toast-close").addEventListener("click", () => { $("toast").hidden = true });
 
-        let lastConfigPath = null;
-        manager.addEventListener("changed", () => {
-            refresh();
-            if (manager.ConfigPath !== lastConfigPath) {
-                lastConfigPath = manager.ConfigPath;
-                watchConfig();
-            }
-        });
         permission.addEventListener("changed", render);
-        manager.wait(() => {
-            lastConfigPath = manager.ConfigPath;
-            watchConfig();
-            refresh().then(render);
-        });
-        client.addEventListener("close", (event, options) => {
-            page.failure = options && options.problem ? `The bus connection closed: ${options.problem}` : "";
-            render();
-        });
+        connect();
     }
 
     document.addEventListener("DOMContentLoaded", () => {

@@ -352,6 +352,30 @@ def test_a_change_on_the_bus_updates_the_page_without_reload(
     browser.screenshot(screenshots / "degraded.png")
 
 
+def test_when_the_service_goes_and_comes_back_the_page_follows(
+        bus: PrivateBus, root: Path, workdir: Path, browser: Browser) -> None:
+    """pmemd's service leaves the bus while the page is open (as after its idle minute):
+    the page asks for it again (bus activation); on this bus nothing can start it, so the
+    banner says pmemd is not running and why, and offers nothing. When it runs again, the
+    page reads the new instance's state without a reload."""
+    with cockpit_ws(bus, workdir) as ws:
+        with serving(bus, root):
+            browser.open(ws.url)
+            browser.js("window.notReloaded = true")
+        browser.until(lambda: browser.text("banner-title") == "pmemd is not running",
+                      "the page did not notice the service going")
+        assert "It could not be started: " in browser.text("banner-detail")
+        assert browser.find_all("#banner-actions button") == []
+        (root / "etc/pmemd.yaml").write_text(CONVERGED)
+        with serving(bus, root):
+            browser.until(lambda: browser.js(
+                "return document.getElementById('banner').dataset.state") == "converged",
+                "the page did not read the service's new instance")
+            browser.until(lambda: len(browser.find_all("#regions tbody tr")) == 1,
+                          "the regions table is not the new instance's")
+        assert browser.js("return window.notReloaded") is True
+
+
 def test_a_failed_trial_boot_is_in_the_banner_with_its_reason_and_a_retry(
         bus: PrivateBus, root: Path, cockpit: Cockpit, browser: Browser,
         screenshots: Path) -> None:
