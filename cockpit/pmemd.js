@@ -24,6 +24,7 @@
 
     const page = {
         regions: new Map(), // object path -> Region proxy
+        loading: new Set(), // Region proxies whose properties have not arrived yet
         maps: { firmware: [], boot: [] },
         plan: null,
         savedConfig: null, // the config file's text as last read
@@ -122,6 +123,7 @@
             if (!paths.includes(path)) {
                 proxy.removeEventListener("changed", render);
                 page.regions.delete(path);
+                page.loading.delete(proxy);
             }
         }
         for (const path of paths) {
@@ -129,7 +131,11 @@
                 const proxy = client.proxy(REGION, path);
                 proxy.addEventListener("changed", render);
                 page.regions.set(path, proxy);
-                proxy.wait(render);
+                page.loading.add(proxy);
+                proxy.wait(() => {
+                    page.loading.delete(proxy);
+                    render();
+                });
             }
         }
     }
@@ -276,9 +282,12 @@
     };
 
     function regionRanges() {
-        return [...page.regions.values()].filter(p => p.valid && p.Size > 0).map(p => ({
+        if (page.loading.size)
+            return page.drawnRegions || [];
+        page.drawnRegions = [...page.regions.values()].filter(p => p.valid && p.Size > 0).map(p => ({
             start: p.Offset, size: p.Size, type: "region", label: p.Name, memmap: p.Memmap,
         }));
+        return page.drawnRegions;
     }
 
     /* This boot's map, with pmem ranges named after the region at the same place, and the
@@ -396,7 +405,11 @@
 
     /* ---- the regions table ---- */
 
+    /* The regions as one table: nothing is drawn while a new region's properties are on
+     * their way (a table that grows row by row would move what the user points at). */
     function renderRegions() {
+        if (page.loading.size)
+            return;
         const body = $("regions").tBodies[0];
         const proxies = [...page.regions.values()].filter(p => p.valid)
                 .sort((a, b) => a.Offset - b.Offset);
@@ -652,6 +665,7 @@
         for (const proxy of page.regions.values())
             proxy.removeEventListener("changed", render);
         page.regions.clear();
+        page.loading.clear();
         manager.addEventListener("changed", onManagerChanged);
         manager.wait(() => {
             lastConfigPath = manager.ConfigPath;

@@ -79,10 +79,9 @@ class Browser:
         self.driver.quit()
 
 
-def open_in_shell(browser: Browser, base: str) -> list[str]:
+def open_in_shell(browser: Browser, base: str) -> None:
     """Cockpit's shell at BASE/pmemd, as an admin gets there: the menu's "Persistent
-    memory", then the page in its frame (the browser stays in it); returns the regions
-    table's rows (region names) once the page has rendered them."""
+    memory", then the page in its frame (the browser stays in it), once it shows a region."""
     browser.driver.get(base + "/pmemd")
     browser.until(lambda: [a for a in browser.find_all("a")
                            if a.text.strip() == "Persistent memory"],
@@ -91,7 +90,16 @@ def open_in_shell(browser: Browser, base: str) -> list[str]:
                           "the shell did not load pmemd's page")[0]
     browser.driver.switch_to.frame(frame)
     browser.until(lambda: browser.find_all("#regions tbody tr"), "the page shows no region")
+
+
+def region_rows(browser: Browser) -> list[str]:
+    """The regions table's rows, by region name."""
     return [row.get_attribute("data-region") or "" for row in browser.find_all("#regions tbody tr")]
+
+
+def wait_for_regions(browser: Browser, names: list[str]) -> None:
+    browser.until(lambda: region_rows(browser) == names,
+                  f"the regions table does not show {names}")
 
 
 def start_browser(profile: Path) -> Browser:

@@ -51,7 +51,7 @@ import pytest
 from pmemd.core.events import MessageId
 from pmemd.core.units import link_name, unit_name
 from pmemd.machine.root import PMEM_LINK_DIR
-from tests.cockpit.browser import SCREENSHOTS, open_in_shell, start_browser
+from tests.cockpit.browser import SCREENSHOTS, open_in_shell, start_browser, wait_for_regions
 from tests.vm.conftest import Trip, guest_trip
 from tests.vm.e2e import (
     GRUB_FILES,
@@ -280,7 +280,8 @@ def test_the_guests_cockpit_shows_its_regions_on_pmemds_page(
     browser = start_browser(tmp_path / "chromium")
     try:
         log_in(browser, console)
-        assert open_in_shell(browser, console.base) == [DATA.name, SCRATCH.name]
+        open_in_shell(browser, console.base)
+        wait_for_regions(browser, [DATA.name, SCRATCH.name])
         devices = trip.seen["devices"]
         for region in (DATA, SCRATCH):
             cells = region_cells(browser, region.name)

@@ -54,8 +54,17 @@ def log_in(browser: Browser, console: WebConsole) -> None:
     browser.find("#login-user-input").send_keys(USER)
     browser.find("#login-password-input").send_keys(console.password)
     browser.find("#login-button").click()
-    browser.until(lambda: browser.find_all("#main") or browser.find_all(".pf-c-page"),
-                  "the login did not reach Cockpit's shell")
+
+    def logged_in() -> bool:
+        refused = [e.text for e in browser.find_all("#login-error-message") if e.is_displayed()]
+        assert not any(refused), f"Cockpit refused the login: {refused}"
+        form = [e for e in browser.find_all("#login-user-input") if e.is_displayed()]
+        return not form and bool(browser.find_all("iframe"))
+
+    browser.until(logged_in, "the login did not reach Cockpit's shell")
+    # The login page's first request is answered 401 by design (no session yet): the
+    # console's record of it is not the page's error.
+    browser.errors()
 
 
 def region_cells(browser: Browser, name: str) -> list[str]:
