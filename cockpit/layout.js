@@ -32,65 +32,99 @@
         return "0x" + value.toString(16);
     }
 
-    // Stretches with nothing in them longer than this share of the populated address
-    // space are drawn as a fixed-width break instead of to scale.
+    // Stretches longer than this share of the memory that matters (RAM, pmem, ACPI: what is
+    // not merely reserved) are drawn at a fixed width instead of to scale: empty address
+    // space, and a huge reserved range such as a 64-bit PCI window's.
     const BREAK_THRESHOLD = 0.25;
-    const BREAK_WIDTH = 3; // percent of the drawing, per break
+    const BREAK_WIDTH = 3; // percent of the drawing, per such stretch
+    const COMPRESSIBLE = new Set(["reserved", "unusable", "other"]);
 
-    /*
-     * A scale for ranges [{start, size}]: the populated address space is drawn linearly;
-     * each empty stretch longer than BREAK_THRESHOLD of it is replaced by a break of
-     * BREAK_WIDTH percent. Returns {position(address) -> percent, breaks: [{at, start,
-     * end}], spans: [{start, end}]}; position() is exact (linear) within a span.
-     */
-    function scale(ranges) {
+    /* Ranges [{start, size, type}] merged into intervals, each compressible when nothing
+     * but reserved address space is in it. */
+    function intervals(ranges) {
         const sorted = ranges.filter(r => r.size > 0)
-                .map(r => ({ start: r.start, end: r.start + r.size }))
+                .map(r => ({ start: r.start, end: r.start + r.size, compressible: COMPRESSIBLE.has(r.type) }))
                 .sort((a, b) => a.start - b.start);
-        if (sorted.length === 0)
-            return { position: () => 0, breaks: [], spans: [] };
-        // Merge into populated stretches.
         const merged = [];
         for (const r of sorted) {
             const last = merged[merged.length - 1];
-            if (last && r.start <= last.end)
+            if (last && r.start < last.end) {
                 last.end = Math.max(last.end, r.end);
-            else
-                merged.push({ start: r.start, end: r.end });
+                last.compressible = last.compressible && r.compressible;
+            } else {
+                merged.push({ ...r });
+            }
         }
-        const populated = merged.reduce((sum, r) => sum + (r.end - r.start), 0);
-        // Spans: merged stretches joined across small gaps.
-        const spans = [{ start: merged[0].start, end: merged[0].end }];
-        for (const r of merged.slice(1)) {
-            const last = spans[spans.length - 1];
-            if (r.start - last.end > BREAK_THRESHOLD * populated)
-                spans.push({ start: r.start, end: r.end });
+        return merged;
+    }
+
+    /*
+     * A scale for ranges [{start, size, type}]: the address space from the first range to
+     * the last as pieces laid side by side. Memory that matters, and whatever lies close
+     * to it, is drawn linearly, on one scale for all of it; each empty stretch and each
+     * reserved range longer than BREAK_THRESHOLD of that memory gets BREAK_WIDTH percent.
+     * Returns {position(address) -> percent, breaks: [{at, width, start, end, kind: "gap"
+     * | "reserved"}], spans: [{start, end, left, right}]} (spans: the linear pieces).
+     */
+    function scale(ranges) {
+        const merged = intervals(ranges);
+        if (merged.length === 0)
+            return { position: () => 0, breaks: [], spans: [] };
+        const matters = merged.filter(r => !r.compressible);
+        const weight = (matters.length ? matters : merged).reduce((sum, r) => sum + (r.end - r.start), 0);
+        const limit = BREAK_THRESHOLD * weight;
+        // Pieces in address order: linear ones (joined across small gaps) and fixed ones.
+        const pieces = [];
+        const linear = (start, end) => {
+            const last = pieces[pieces.length - 1];
+            if (last && last.kind === "linear" && last.end === start)
+                last.end = end;
             else
-                last.end = r.end;
+                pieces.push({ kind: "linear", start, end });
+        };
+        let cursor = merged[0].start;
+        for (const r of merged) {
+            if (r.start > cursor) {
+                if (r.start - cursor > limit)
+                    pieces.push({ kind: "gap", start: cursor, end: r.start });
+                else
+                    linear(cursor, r.start);
+            }
+            if (r.compressible && r.end - r.start > limit)
+                pieces.push({ kind: "reserved", start: r.start, end: r.end });
+            else
+                linear(r.start, r.end);
+            cursor = r.end;
         }
-        const total = spans.reduce((sum, s) => sum + (s.end - s.start), 0);
-        const drawable = 100 - BREAK_WIDTH * (spans.length - 1);
+        const fixed = pieces.filter(p => p.kind !== "linear").length;
+        const linearBytes = pieces.filter(p => p.kind === "linear")
+                .reduce((sum, p) => sum + (p.end - p.start), 0);
+        const drawable = 100 - BREAK_WIDTH * fixed;
         let offset = 0;
-        const placed = spans.map((span, index) => {
-            const left = offset + (index > 0 ? BREAK_WIDTH : 0);
-            offset = left + drawable * (span.end - span.start) / total;
-            return { start: span.start, end: span.end, left, right: offset };
-        });
-        const breaks = placed.slice(1).map((span, index) => ({
-            at: placed[index].right, start: placed[index].end, end: span.start,
-        }));
+        for (const piece of pieces) {
+            piece.left = offset;
+            offset += piece.kind === "linear"
+                ? (linearBytes ? drawable * (piece.end - piece.start) / linearBytes : 0)
+                : BREAK_WIDTH;
+            piece.right = offset;
+        }
         function position(address) {
-            for (const span of placed) {
-                if (address <= span.end) {
-                    if (address < span.start)
-                        return span.left;
-                    return span.left + (span.right - span.left) *
-                        (address - span.start) / (span.end - span.start);
+            for (const piece of pieces) {
+                if (address <= piece.end) {
+                    if (address <= piece.start)
+                        return piece.left;
+                    return piece.left + (piece.right - piece.left) *
+                        (address - piece.start) / (piece.end - piece.start);
                 }
             }
             return 100;
         }
-        return { position, breaks, spans: placed };
+        const breaks = pieces.filter(p => p.kind !== "linear").map(p => ({
+            at: p.left, width: p.right - p.left, start: p.start, end: p.end, kind: p.kind,
+        }));
+        const spans = pieces.filter(p => p.kind === "linear")
+                .map(({ start, end, left, right }) => ({ start, end, left, right }));
+        return { position, breaks, spans };
     }
 
     /* The problems in an InvalidConfig error's text: one "<input>:LINE:COLUMN: key:

@@ -345,9 +345,15 @@
             segment.addEventListener("mouseenter", show);
             track.append(segment);
         }
-        for (const gap of scale.breaks) {
-            const mark = el("div", { class: "map-break", title: `no memory ${L.hex(gap.start)}–${L.hex(gap.end - 1)} (not to scale)` });
-            mark.style.left = `${gap.at}%`;
+        for (const stretch of scale.breaks) {
+            const what = stretch.kind === "gap" ? "no memory" : "reserved";
+            const mark = el("div", {
+                class: `map-break break-${stretch.kind}`,
+                title: `${what}: ${L.hex(stretch.start)}–${L.hex(stretch.end - 1)}, ` +
+                       `${L.formatSize(stretch.end - stretch.start)} (not to scale)`,
+            });
+            mark.style.left = `${stretch.at}%`;
+            mark.style.width = `${stretch.width}%`;
             track.append(mark);
         }
         return el("div", { class: `map-row ${rowClass}` },
@@ -358,9 +364,12 @@
      * leaving out a label that would run into the one before it. */
     function renderAxis(scale) {
         const axis = el("div", { class: "map-axis", "aria-hidden": "true" });
-        const marks = scale.spans.map(span => [span.start, span.left]);
-        if (scale.spans.length)
-            marks.push([scale.spans[scale.spans.length - 1].end, 100]);
+        const pieces = [...scale.spans, ...scale.breaks.map(b => ({ start: b.start, left: b.at }))]
+                .sort((a, b) => a.left - b.left);
+        const marks = pieces.map(piece => [piece.start, piece.left]);
+        const last = [...scale.spans.map(s => s.end), ...scale.breaks.map(b => b.end)];
+        if (last.length)
+            marks.push([Math.max(...last), 100]);
         const shown = [];
         marks.forEach(([address, at], index) => {
             const final = index === marks.length - 1;

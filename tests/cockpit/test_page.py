@@ -218,6 +218,33 @@ def test_the_memory_map_is_drawn_to_scale_from_the_machines_map(
     assert len(browser.find_all("#map .row-firmware .map-break")) == 1
 
 
+# qemu's map of a 2 GiB guest (from tests/vm's guest): RAM below 2 GiB, small reserved
+# ranges below 4 GiB, and 12 GiB reserved at 0xfd00000000 for the 64-bit PCI window.
+QEMU_MAP = [(0, 0x9FC00, "usable"), (0x9FC00, 0x400, "reserved"),
+            (0xF0000, 0x10000, "reserved"), (0x100000, 0x7FEE0000, "usable"),
+            (0x7FFE0000, 0x20000, "reserved"), (0xFEFFC000, 0x4000, "reserved"),
+            (0xFFFC0000, 0x40000, "reserved"), (0xFD00000000, 0x300000000, "reserved")]
+
+
+def test_a_huge_reserved_range_does_not_squeeze_the_ram_into_a_corner(
+        cockpit: Cockpit, browser: Browser) -> None:
+    """The scale the page draws with (layout.js), on a real guest's map: the empty 2 GiB
+    above the RAM, the empty terabyte before the PCI window and the window's 12 GiB of
+    reserved space each get the fixed width of a break; the RAM takes nearly all the rest,
+    to scale."""
+    browser.open(cockpit.url)
+    drawn = browser.js(
+        "const s = pmemdLayout.scale(arguments[0].map(([start, size, type]) =>"
+        " ({start, size, type})));"
+        " return {breaks: s.breaks.map(b => [b.kind, b.width]),"
+        "  ram: s.position(0x80000000) - s.position(0), lowEnd: s.position(0x100000000)};",
+        QEMU_MAP)
+    width = browser.js("return pmemdLayout.BREAK_WIDTH")
+    assert drawn["breaks"] == [["gap", width], ["gap", width], ["reserved", width]]
+    assert drawn["ram"] > 100 - 4 * width
+    assert abs(drawn["lowEnd"] - (100 - 2 * width)) < 1e-9
+
+
 def test_keyboard_focus_on_a_range_says_its_exact_addresses(
         cockpit: Cockpit, browser: Browser) -> None:
     browser.open(cockpit.url)
