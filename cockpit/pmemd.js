@@ -54,12 +54,14 @@
     function showError(what, ex) {
         $("toast-text").textContent = `${what} failed. ${describeError(ex)}`;
         $("toast").dataset.error = ex && ex.name ? ex.name : "";
+        $("toast").dataset.kind = "error";
         $("toast").hidden = false;
     }
 
     function showNotice(text) {
         $("toast-text").textContent = text;
         $("toast").dataset.error = "";
+        $("toast").dataset.kind = "notice";
         $("toast").hidden = false;
     }
 
@@ -580,7 +582,9 @@
         $("format-confirm").addEventListener("click", () => {
             const p = formatting;
             $("format-dialog").close();
-            act(`Formatting ${p.Device}`, p.call("Format", [$("format-force").checked]));
+            const device = p.Device;
+            act(`Formatting ${device}`, p.call("Format", [$("format-force").checked])
+                    .then(() => showNotice(`${device} has a new ${p.FilesystemType} filesystem.`)));
         });
         $("reboot-cancel").addEventListener("click", () => $("reboot-dialog").close());
         $("reboot-confirm").addEventListener("click", reboot);

@@ -455,7 +455,9 @@ def test_format_confirmed_makes_a_fresh_filesystem_on_the_regions_device(
         assert loops[0].blkid("TYPE") == ""
         browser.find("#format-confirm").click()
         browser.until(lambda: loops[0].blkid("TYPE") == "xfs", "no xfs on the device")
-        assert not browser.find("#toast").is_displayed(), browser.text("toast-text")
+        browser.until(lambda: browser.find("#toast").is_displayed(), "no word of it")
+        assert browser.js("return document.getElementById('toast').dataset.kind") == "notice"
+        assert browser.text("toast-text") == "/dev/pmem0 has a new xfs filesystem."
 
 
 # -- a session without authority ------------------------------------------------------------
