@@ -21,6 +21,7 @@ nothing to run); each process's wall time is printed at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,13 @@ class Run:
                     out.flush()
             self.status = process.wait()
         self.seconds = time.monotonic() - started
+        # Each process's temporary tree (Debian roots, images, loop files: gigabytes) goes
+        # when it passed; a failed run's stays for a look, and its path is said.
+        if self.status in (0, NOTHING_COLLECTED):
+            shutil.rmtree(basetemp, ignore_errors=True)
+        else:
+            with lock:
+                out.write(f"{self.prefix}kept the failed run's temporary files: {basetemp}\n")
         return self.status
 
 
