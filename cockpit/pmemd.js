@@ -27,7 +27,7 @@
     const page = {
         regions: new Map(), // object path -> Region proxy
         loading: new Set(), // Region proxies whose properties have not arrived yet
-        maps: { firmware: [], boot: [] },
+        maps: null, // GetMemoryMap's: {firmware, boot}, once read
         plan: null,
         savedConfig: null, // the config file's text as last read
         editorDirty: false,
@@ -70,13 +70,15 @@
     function refresh() {
         if (!manager.valid)
             return Promise.resolve();
+        // The memory maps do not change while the machine runs: read once per instance.
+        const maps = page.maps ? null : client.call(MANAGER_PATH, MANAGER, "GetMemoryMap", []);
         return Promise.all([
-            client.call(MANAGER_PATH, MANAGER, "GetMemoryMap", []),
+            maps,
             client.call(MANAGER_PATH, MANAGER, "ListRegions", []),
             client.call(MANAGER_PATH, MANAGER, "GetPlan", []).catch(() => [null]),
-        ]).then(([maps, [rows], [plan]]) => {
-            page.maps.firmware = maps[0].map(toRange);
-            page.maps.boot = maps[1].map(toRange);
+        ]).then(([found, [rows], [plan]]) => {
+            if (found)
+                page.maps = { firmware: found[0].map(toRange), boot: found[1].map(toRange) };
             page.plan = plan ? JSON.parse(plan) : null;
             syncRegions(rows.map(row => row[1]));
             page.failure = "";
@@ -253,7 +255,7 @@
      * kernel image (from its code to its bss) over the RAM that holds it. */
     function bootRanges() {
         const byStart = new Map(regionRanges().map(r => [r.start, r]));
-        const ranges = page.maps.boot.map(r => {
+        const ranges = (page.maps ? page.maps.boot : []).map(r => {
             const region = r.type === "persistent-legacy" ? byStart.get(r.start) : null;
             return region && region.size === r.size
                 ? { ...r, name: region.label, memmap: region.memmap }
@@ -270,7 +272,8 @@
 
     function renderMap() {
         M.draw({ map: $("map"), legend: $("map-legend"), table: $("map-table").tBodies[0] },
-               { firmware: page.maps.firmware, boot: bootRanges(), next: regionRanges() },
+               { firmware: page.maps ? page.maps.firmware : [], boot: bootRanges(),
+                 next: regionRanges() },
                text => { $("map-detail").textContent = text });
     }
 
@@ -537,6 +540,7 @@
             proxy.removeEventListener("changed", render);
         page.regions.clear();
         page.loading.clear();
+        page.maps = null;
         manager.addEventListener("changed", onManagerChanged);
         manager.wait(() => {
             lastConfigPath = manager.ConfigPath;
