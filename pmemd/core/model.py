@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pmemd.core.ranges import GiB, MiB
+from pmemd.core.ranges import GiB, KiB, MiB
 from pmemd.errors import Location, Problem
 
 DEFAULT_ALIGNMENT = 128 * MiB  # the x86_64 memory section
@@ -52,6 +52,28 @@ class OnBoot(StrEnum):
     KEEP = "keep"
 
 
+class NamespaceMode(StrEnum):
+    """What a region's namespace is made into at boot (ndctl's modes; ``system-ram`` is a
+    devdax device handed to the page allocator by daxctl)."""
+
+    RAW = "raw"  # the memmap= namespace as the kernel makes it (DAX-capable, pages in RAM)
+    FSDAX = "fsdax"  # ndctl create-namespace -m fsdax: a pfn info block, /dev/pmemN
+    DEVDAX = "devdax"  # ndctl create-namespace -m devdax: /dev/daxX.Y, no block device
+    SYSTEM_RAM = "system-ram"  # devdax, then daxctl reconfigure-device --mode=system-ram
+
+
+class PageMap(StrEnum):
+    """Where an fsdax or devdax namespace keeps its ``struct page`` array (ndctl --map)."""
+
+    MEM = "mem"  # in ordinary RAM: 64 bytes per 4 KiB page of the region
+    DEV = "dev"  # on the namespace itself, before its data
+
+
+FSDAX_ALIGNMENT = 16 * MiB  # ndctl create-namespace: fsdax and devdax namespaces' granule
+DEVDAX_ALIGNS = (4 * KiB, 2 * MiB, 1 * GiB)  # devdax --align choices (x86_64 page sizes)
+DEFAULT_DEVDAX_ALIGN = 2 * MiB
+
+
 @dataclass(frozen=True)
 class Filesystem:
     type: FsType
@@ -67,6 +89,14 @@ class Region:
     offset: int | None = None
     filesystem: Filesystem | None = None
     index: int = 0  # position in the config's regions list, for messages
+    mode: NamespaceMode = NamespaceMode.RAW
+    map: PageMap = PageMap.MEM  # fsdax and devdax (system-ram too)
+    align: int = DEFAULT_DEVDAX_ALIGN  # devdax and system-ram: the device's fault size
+
+    @property
+    def block(self) -> bool:
+        """The region's namespace is a block device (/dev/pmemN) that can hold a filesystem."""
+        return self.mode in (NamespaceMode.RAW, NamespaceMode.FSDAX)
 
 
 @dataclass(frozen=True)

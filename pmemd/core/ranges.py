@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pmemd.core.sizes import format_bytes
 
+KiB = 1 << 10
 MiB = 1 << 20
 GiB = 1 << 30
 
