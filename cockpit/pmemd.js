@@ -291,6 +291,16 @@
         patch(body, proxies.map(renderRegionRow));
     }
 
+    /* The namespace mode as pmemctl shows it: "raw", "fsdax map=dev", "devdax align=2M map=mem". */
+    function modeText(p) {
+        const words = [p.Mode || "raw"];
+        if (p.Align)
+            words.push(`align=${L.formatSize(Number(p.Align)).replace(/ ([KMG])iB$/, "$1")}`);
+        if (p.PageMap)
+            words.push(`map=${p.PageMap}`);
+        return words.join(" ");
+    }
+
     function renderRegionRow(p) {
         const actions = el("td", { class: "row-actions" });
         if (p.Mountpoint) {
@@ -310,7 +320,9 @@
                   el("th", { scope: "row" }, p.Name),
                   cell("Size", {}, L.formatSize(p.Size)),
                   cell("Address", { class: "mono", title: p.Memmap }, L.hex(p.Offset)),
-                  cell("Device", { class: "mono" }, p.Device || "—"),
+                  cell("Device", {},
+                       el("span", { class: "device-name mono" }, p.CharacterDevice || p.Device || "—"),
+                       el("span", { class: "device-mode", title: "namespace mode" }, modeText(p))),
                   cell("Filesystem", {}, p.FilesystemType || "—"),
                   cell("Mountpoint", { class: "mono" }, p.Mountpoint || "—"),
                   cell("DAX", {}, p.Dax ? "on" : "off"),

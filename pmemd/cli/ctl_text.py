@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pmemd.core.sizes import format_bytes
+from pmemd.core.sizes import format_bytes, render_size
 from pmemd.core.text import table
 from pmemd.service.api import READY, ProblemRow, RegionRow, WarningRow
 
@@ -65,13 +65,24 @@ def render_regions(regions: Sequence[Mapping[str, object]]) -> str:
     for r in regions:
         offset, size = int(str(r["Offset"])), int(str(r["Size"]))
         rows.append([str(r["Name"]), format_bytes(size), f"0x{offset:x}-0x{offset + size - 1:x}",
-                     str(r["Device"]) or "-", str(r["Mountpoint"]) or "-",
-                     str(r["FilesystemType"]) or "-", str(r["State"]),
-                     "yes" if r["Dax"] else "no"])
-    out = [table(["NAME", "SIZE", "RANGE", "DEVICE", "MOUNTPOINT", "FS", "STATE", "DAX"], rows,
-                 indent="")]
+                     str(r.get("CharacterDevice") or "") or str(r["Device"]) or "-",
+                     str(r["Mountpoint"]) or "-",
+                     str(r.get("Mode", "raw")), str(r["FilesystemType"]) or "-",
+                     str(r["State"]), "yes" if r["Dax"] else "no"])
+    out = [table(["NAME", "SIZE", "RANGE", "DEVICE", "MOUNTPOINT", "MODE", "FS", "STATE", "DAX"],
+                 rows, indent="")]
     out += [f"{r['Name']}: {r['StateReason']}" for r in regions if r["State"] != READY]
     return "\n".join(out) + "\n"
+
+
+def _mode_text(namespace: Mapping[str, Any]) -> str:
+    """A plan document's ``namespace`` as ``pmemd plan`` shows it (``fsdax map=dev``)."""
+    words = [str(namespace.get("mode", "raw"))]
+    if "align" in namespace:
+        words.append(f"align={render_size(int(namespace['align']))}")
+    if "map" in namespace:
+        words.append(f"map={namespace['map']}")
+    return " ".join(words)
 
 
 def render_plan(document: Mapping[str, Any]) -> str:
@@ -81,8 +92,9 @@ def render_plan(document: Mapping[str, Any]) -> str:
     regions = document["regions"]
     if regions:
         rows = [[r["name"], f"{r['start_hex']}-{r['end_hex']}", format_bytes(r["size"]),
-                 r["memmap"], "yes" if r["on_running_cmdline"] else "no"] for r in regions]
-        out += ["Regions:", table(["NAME", "RANGE", "SIZE", "MEMMAP", "ACTIVE"], rows)]
+                 r["memmap"], "yes" if r["on_running_cmdline"] else "no",
+                 _mode_text(r.get("namespace") or {})] for r in regions]
+        out += ["Regions:", table(["NAME", "RANGE", "SIZE", "MEMMAP", "ACTIVE", "MODE"], rows)]
     else:
         out.append("Regions: none configured")
     out.append("Kernel command line (next boot):")

@@ -74,6 +74,9 @@ DEVDAX_ALIGNS = (4 * KiB, 2 * MiB, 1 * GiB)  # devdax --align choices (x86_64 pa
 DEFAULT_DEVDAX_ALIGN = 2 * MiB
 
 
+DAX_DEVICE_MODES = (NamespaceMode.DEVDAX, NamespaceMode.SYSTEM_RAM)  # a /dev/daxX.Y
+
+
 @dataclass(frozen=True)
 class Filesystem:
     type: FsType

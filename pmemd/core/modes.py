@@ -40,6 +40,27 @@ MODE_REQUIREMENTS: dict[NamespaceMode, tuple[Requirement, ...]] = {
 }
 
 
+def describe_mode(region: Region) -> str:
+    """The mode as pmemd shows it: ``raw``, ``fsdax map=dev``, ``devdax align=2M map=mem``."""
+    if region.mode is NamespaceMode.RAW:
+        return region.mode.value
+    words = [region.mode.value]
+    if region.mode is not NamespaceMode.FSDAX:
+        words.append(f"align={render_size(region.align)}")
+    words.append(f"map={region.map.value}")
+    return " ".join(words)
+
+
+def mode_json(region: Region) -> dict[str, object]:
+    """The mode in documents (``pmemd plan --json``): map and align only where they apply."""
+    out: dict[str, object] = {"mode": region.mode.value}
+    if region.mode is not NamespaceMode.RAW:
+        out["map"] = region.map.value
+    if region.mode in (NamespaceMode.DEVDAX, NamespaceMode.SYSTEM_RAM):
+        out["align"] = region.align
+    return out
+
+
 def mode_requirements(regions: Sequence[Region]) -> tuple[Requirement, ...]:
     """The kernel options the regions' modes need, each once, in a stable order."""
     seen: dict[str, Requirement] = {}

@@ -14,6 +14,7 @@ from pmemd.core.history import FsRecord
 from pmemd.core.kernel import KernelInfo
 from pmemd.core.memmap import render_memmap_arg
 from pmemd.core.model import Config, Filesystem
+from pmemd.core.modes import describe_mode, mode_json
 from pmemd.core.plan import ChangeAction, Plan, PlanState
 from pmemd.core.ranges import MemRange, aligned_parts, subtract
 from pmemd.core.sizes import format_bytes, render_size
@@ -137,6 +138,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "placement": r.placement.value,
             "memmap": r.argument,
             "on_running_cmdline": r.on_running_cmdline,
+            "namespace": mode_json(r.region),
             "filesystem": _fs_json(r.region.filesystem),
         } for r in plan.regions],
         "desired": list(plan.desired_args),
@@ -193,10 +195,11 @@ def render_plan_text(plan: Plan, config: Config, kernel: KernelInfo, machine: st
            f"{kernel.next_release or 'unknown'} ({kernel.next_release_reason})", *boot]
     if plan.regions:
         rows = [[r.region.name, str(r.range), format_bytes(r.range.size), r.placement.value,
-                 r.argument, "yes" if r.on_running_cmdline else "no",
+                 r.argument, "yes" if r.on_running_cmdline else "no", describe_mode(r.region),
                  _fs_text(r.region.filesystem)] for r in plan.regions]
         out += ["", "Regions:", table(
-            ["NAME", "RANGE", "SIZE", "PLACED", "MEMMAP", "ACTIVE", "FILESYSTEM"], rows)]
+            ["NAME", "RANGE", "SIZE", "PLACED", "MEMMAP", "ACTIVE", "MODE", "FILESYSTEM"],
+            rows)]
     else:
         out += ["", "Regions: none configured"]
     moving = [c for c in plan.changes if c.action is not ChangeAction.KEEP]

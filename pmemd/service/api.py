@@ -111,6 +111,10 @@ REGION_PROPERTIES = {
     "State": "s",  # ready | missing | mismatch | not-dax | not-mounted | unknown
     "StateReason": "s",
     "Dax": "b",
+    "Mode": "s",  # raw | fsdax | devdax | system-ram (the config's; State says if it is so)
+    "PageMap": "s",  # mem | dev for fsdax, devdax and system-ram; "" for raw
+    "Align": "t",  # devdax and system-ram: the device's fault size in bytes; else 0
+    "CharacterDevice": "s",  # devdax and system-ram: /dev/daxX.Y on this boot, or ""
 }
 READY = "ready"  # a region's State when its device (and DAX mount) is there
 

@@ -312,6 +312,22 @@ class RegionInterface(_Interface):
     def Dax(self) -> bool:
         return self.view.Dax
 
+    @region_property
+    def Mode(self) -> str:
+        return self.view.Mode
+
+    @region_property
+    def PageMap(self) -> str:
+        return self.view.PageMap
+
+    @region_property
+    def Align(self) -> int:
+        return self.view.Align
+
+    @region_property
+    def CharacterDevice(self) -> str:
+        return self.view.CharacterDevice
+
     @dbus_method(api.MOUNT)
     async def Mount(self) -> None:
         caller = current_caller()

@@ -12,6 +12,7 @@ from pmemd.core.devices import DeviceState
 from pmemd.core.e820 import E820Entry
 from pmemd.core.facts import MachineFacts
 from pmemd.core.memmap import memmap_args
+from pmemd.core.model import DAX_DEVICE_MODES, NamespaceMode
 from pmemd.errors import Problem
 from pmemd.machine.root import DEV_DIR
 from pmemd.service.api import MapEntry, ProblemRow, WarningRow
@@ -52,6 +53,10 @@ class RegionView:
     State: str
     StateReason: str
     Dax: bool
+    Mode: str
+    PageMap: str
+    Align: int
+    CharacterDevice: str
 
 
 def problem_row(problem: Problem) -> ProblemRow:
@@ -119,6 +124,10 @@ def region_views(status: Status) -> dict[str, RegionView]:
             State=device.state.value if device is not None else DeviceState.UNKNOWN.value,
             StateReason=device.reason if device is not None else "devices were not read",
             Dax=bool(ready and dev is not None and dev.dax),
+            Mode=region.mode.value,
+            PageMap="" if region.mode is NamespaceMode.RAW else region.map.value,
+            Align=region.align if region.mode in DAX_DEVICE_MODES else 0,
+            CharacterDevice="",
         )
     return views
 

@@ -55,12 +55,12 @@ def test_regions_table_says_why_a_region_is_not_ready(bus: PrivateBus,
     done = pmemctl(bus, "regions")
     assert done.returncode == 0, done.stderr
     header, data, fast_log, why = done.stdout.splitlines()
-    assert header.split() == ["NAME", "SIZE", "RANGE", "DEVICE", "MOUNTPOINT", "FS", "STATE",
-                              "DAX"]
+    assert header.split() == ["NAME", "SIZE", "RANGE", "DEVICE", "MOUNTPOINT", "MODE", "FS",
+                              "STATE", "DAX"]
     assert data.split() == ["data", "512", "MiB", "0x40000000-0x5fffffff", "/dev/pmem0",
-                            "/pmem", "xfs", "ready", "yes"]
+                            "/pmem", "raw", "xfs", "ready", "yes"]
     assert fast_log.split() == ["fast-log", "256", "MiB", "0x60000000-0x6fffffff", "-",
-                                "/pmem-log", "ext4", "missing", "no"]
+                                "/pmem-log", "raw", "ext4", "missing", "no"]
     assert why.startswith("fast-log: this boot's command line lacks memmap=256M!1536M")
     regions = json.loads(pmemctl(bus, "regions", "--json").stdout)
     assert [r["Name"] for r in regions] == ["data", "fast-log"]

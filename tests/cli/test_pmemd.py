@@ -147,7 +147,7 @@ def test_plan_json_is_a_stable_document() -> None:
     assert data == {
         "name": "data", "start": 12 << 30, "end": (16 << 30) - 1, "size": 4 << 30,
         "start_hex": "0x300000000", "end_hex": "0x3ffffffff", "placement": "config",
-        "memmap": "memmap=4G!12G", "on_running_cmdline": False,
+        "memmap": "memmap=4G!12G", "on_running_cmdline": False, "namespace": {"mode": "raw"},
         "filesystem": {"type": "xfs", "mountpoint": "/pmem", "options": ["noatime"],
                        "on_boot": "recreate"},
     }

@@ -142,7 +142,8 @@ def test_the_banner_and_the_regions_table_say_what_the_service_says(
         cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
         assert cells[0] == region["Name"]
         assert cells[2] == hex(region["Offset"])
-        assert cells[3] == (region["Device"] or "—")
+        assert cells[3].splitlines() == [region["Device"] or "—", region["Mode"]]
+        assert region["Mode"] == "raw"
         assert cells[4] == (region["FilesystemType"] or "—")
         assert cells[5] == (region["Mountpoint"] or "—")
         assert cells[6] == ("on" if region["Dax"] else "off")

@@ -95,7 +95,8 @@ def test_region_properties_come_from_the_device_found_by_address(bus: PrivateBus
     assert values == {
         "Name": "data", "Size": 512 << 20, "Offset": 1 << 30, "Memmap": "memmap=512M!1G",
         "Device": "/dev/pmem0", "Mountpoint": "/pmem", "FilesystemType": "xfs",
-        "State": "ready", "StateReason": "pmem0 mounted at /pmem with DAX", "Dax": True}
+        "State": "ready", "StateReason": "pmem0 mounted at /pmem with DAX", "Dax": True,
+        "Mode": "raw", "PageMap": "", "Align": 0, "CharacterDevice": ""}
     assert prop(bus, FAST_LOG, "io.pmemd1.Region", "Name") == "fast-log"
     assert prop(bus, FAST_LOG, "io.pmemd1.Region", "State") == "missing"
     reason = prop(bus, FAST_LOG, "io.pmemd1.Region", "StateReason")

@@ -285,7 +285,7 @@ def test_the_guests_cockpit_shows_its_regions_on_pmemds_page(
         devices = trip.seen["devices"]
         for region in (DATA, SCRATCH):
             cells = region_cells(browser, region.name)
-            assert cells[3] == f"/dev/{devices[region.name]}", cells
+            assert cells[3].splitlines() == [f"/dev/{devices[region.name]}", "raw"], cells
             assert (cells[4], cells[5], cells[6]) == (region.fstype, region.mountpoint, "on")
             assert cells[7].splitlines()[0] == "ready", cells
         assert browser.js("return document.getElementById('banner').dataset.state") == \
