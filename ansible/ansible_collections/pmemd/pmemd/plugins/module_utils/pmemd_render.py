@@ -28,7 +28,7 @@ ORDER = {
     '': ('version', 'boot', 'memory', 'regions'),
     'boot': ('bootloader', 'reboot', 'kaslr', 'trial'),
     'memory': ('alignment', 'min-system-ram'),
-    'regions': ('name', 'size', 'offset', 'filesystem'),
+    'regions': ('name', 'size', 'offset', 'mode', 'map', 'align', 'filesystem'),
     'filesystem': ('type', 'mountpoint', 'options', 'on-boot'),
 }
 _PLAIN = re.compile(r'[A-Za-z0-9/_.+][A-Za-z0-9/_.+=@!-]*\Z')

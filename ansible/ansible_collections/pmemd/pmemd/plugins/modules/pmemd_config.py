@@ -31,8 +31,8 @@ options:
   regions:
     description:
       - The regions of emulated persistent memory - the list C(regions) of pmemd.yaml(5), with
-        the file's keys as they are spelled there - C(name), C(size), C(offset) and
-        C(filesystem) (C(type), C(mountpoint), C(options), C(on-boot)).
+        the file's keys as they are spelled there - C(name), C(size), C(offset), C(mode),
+        C(map), C(align) and C(filesystem) (C(type), C(mountpoint), C(options), C(on-boot)).
       - Sizes and offsets are strings as the kernel's C(memparse) reads them (C(4G), C(1536M),
         C(0x40000000)) or whole numbers of bytes.
       - pmemd checks every key and value; what it refuses fails the task with its message,
