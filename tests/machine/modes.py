@@ -58,7 +58,7 @@ def make_fsdax(machine: Machine) -> None:
     _link(disk / "device", "../../../pfn0.1")
     _write(disk / "size", str((SIZE - INFO) // 512))
     _write(region / "namespace0.0/holder", "pfn0.1")
-    _link(machine.sys_block / "pmem0", f"../devices/platform/e820_pmem/ndbus0/region0/"
+    _link(machine.sys_block / "pmem0", "../devices/platform/e820_pmem/ndbus0/region0/"
                                        "pfn0.1/block/pmem0")
     _link(machine.sys_nd_devices / "pfn0.1",
           "../../../devices/platform/e820_pmem/ndbus0/region0/pfn0.1")
