@@ -15,6 +15,9 @@ import re
 from dataclasses import dataclass, replace
 
 from pmemd.core.model import (
+    DEFAULT_DEVDAX_ALIGN,
+    DEVDAX_ALIGNS,
+    FSDAX_ALIGNMENT,
     MIN_ALIGNMENT,
     XFS_MIN_SIZE,
     BootloaderChoice,
@@ -25,13 +28,15 @@ from pmemd.core.model import (
     FsType,
     KaslrPolicy,
     MemorySettings,
+    NamespaceMode,
     OnBoot,
+    PageMap,
     RebootPolicy,
     Region,
     TrialMode,
 )
 from pmemd.core.overlaps import KeptRanges
-from pmemd.core.ranges import MemRange
+from pmemd.core.ranges import GiB, MemRange
 from pmemd.core.sizes import render_size
 from pmemd.core.units import mountpoint_unit_problem
 from pmemd.core.yamltree import MAX_CONFIG_BYTES, Node, TreeReader, read_document, too_large
@@ -217,7 +222,8 @@ def _read_regions(reader: TreeReader, node: Node | None,
 
 def _read_region(reader: TreeReader, key: str, node: Node, index: int,
                  memory: MemorySettings) -> Region | None:
-    entries = reader.mapping(key, node, ("name", "size", "offset", "filesystem"))
+    entries = reader.mapping(key, node, ("name", "size", "offset", "mode", "map", "align",
+                                         "filesystem"))
     if node.kind != "mapping":
         return None
     problems_before = len(reader.problems)
@@ -234,13 +240,90 @@ def _read_region(reader: TreeReader, key: str, node: Node, index: int,
     for what, value in (("size", size), ("offset", offset)):
         if value is not None and value % memory.alignment:
             reader.at(f"{key}.{what}", entries[what], _misaligned(what, value, memory.alignment))
+    namespace = _read_namespace(reader, key, entries, size, offset)
     filesystem = None
     fs_node = entries.get("filesystem")
     if fs_node is not None and not fs_node.is_null:
         filesystem = _read_filesystem(reader, f"{key}.filesystem", fs_node, size)
+        if not namespace.mode_allows_filesystem:
+            reader.at(f"{key}.filesystem", fs_node, namespace.no_filesystem())
     if len(reader.problems) != problems_before or name is None or size is None:
         return None
-    return Region(name, size, offset, filesystem, index)
+    return Region(name, size, offset, filesystem, index, namespace.mode, namespace.map,
+                  namespace.align)
+
+
+@dataclass(frozen=True)
+class _Namespace:
+    mode: NamespaceMode = NamespaceMode.RAW
+    map: PageMap = PageMap.MEM
+    align: int = DEFAULT_DEVDAX_ALIGN
+
+    @property
+    def mode_allows_filesystem(self) -> bool:
+        return self.mode in (NamespaceMode.RAW, NamespaceMode.FSDAX)
+
+    def no_filesystem(self) -> str:
+        device = "a character device (/dev/daxX.Y)" if self.mode is NamespaceMode.DEVDAX \
+            else "memory handed to the kernel's page allocator"
+        return (f"a region in mode {self.mode.value} is {device} and holds no filesystem: "
+                "remove 'filesystem' or use mode fsdax (or raw)")
+
+
+_MAP_MODES = (NamespaceMode.FSDAX, NamespaceMode.DEVDAX, NamespaceMode.SYSTEM_RAM)
+_ALIGN_MODES = (NamespaceMode.DEVDAX, NamespaceMode.SYSTEM_RAM)
+
+
+def _read_namespace(reader: TreeReader, key: str, entries: dict[str, Node],
+                    size: int | None, offset: int | None) -> _Namespace:
+    """``mode``, ``map`` and ``align``, and what ndctl and the kernel require of them."""
+    mode = reader.choice(f"{key}.mode", entries.get("mode"), NamespaceMode, NamespaceMode.RAW)
+    page_map = reader.choice(f"{key}.map", entries.get("map"), PageMap, PageMap.MEM)
+    if "map" in entries and mode not in _MAP_MODES:
+        reader.at(f"{key}.map", entries["map"],
+                  f"'map' chooses where an fsdax, devdax or system-ram namespace keeps its "
+                  f"page structures; this region's mode is {mode.value}")
+    align = DEFAULT_DEVDAX_ALIGN
+    align_node = entries.get("align")
+    if align_node is not None:
+        value = reader.size(f"{key}.align", align_node)
+        if mode not in _ALIGN_MODES:
+            reader.at(f"{key}.align", align_node,
+                      "'align' is the fault size of a device-DAX namespace (mode devdax or "
+                      f"system-ram); this region's mode is {mode.value}")
+        elif value is not None and value not in DEVDAX_ALIGNS:
+            reader.at(f"{key}.align", align_node,
+                      f"{render_size(value)} is not a page size a device-DAX mapping can "
+                      f"fault in; use one of {', '.join(render_size(a) for a in DEVDAX_ALIGNS)}")
+        elif value is not None:
+            align = value
+    if mode is NamespaceMode.RAW:
+        return _Namespace(mode, page_map, align)
+    for what, amount in (("size", size), ("offset", offset)):
+        if amount is not None and amount % FSDAX_ALIGNMENT and not reader.has_problem(
+                f"{key}.{what}"):
+            reader.at(f"{key}.{what}", entries[what],
+                      f"{render_size(amount)} is not a multiple of "
+                      f"{render_size(FSDAX_ALIGNMENT)}: ndctl makes {mode.value} namespaces "
+                      f"in {render_size(FSDAX_ALIGNMENT)} units")
+    if align == GiB and mode in _ALIGN_MODES and align_node is not None:
+        _check_gigantic(reader, key, entries, size, offset)
+    return _Namespace(mode, page_map, align)
+
+
+def _check_gigantic(reader: TreeReader, key: str, entries: dict[str, Node],
+                    size: int | None, offset: int | None) -> None:
+    """With 1 GiB pages the data starts at the first 1 GiB boundary after the namespace's
+    info block: the region must start on one and be at least 2 GiB to hold any."""
+    if offset is not None and offset % GiB:
+        reader.at(f"{key}.offset", entries["offset"],
+                  f"with align 1G the region must start on a 1 GiB boundary; "
+                  f"{render_size(offset)} is not one")
+    if size is not None and (size < 2 * GiB or size % GiB):
+        reader.at(f"{key}.size", entries["size"],
+                  f"with align 1G the device's data begins 1G into the region (after the "
+                  f"info block) and ends on a 1 GiB boundary: the size must be a multiple "
+                  f"of 1G and at least 2G; {render_size(size)} is not")
 
 
 def _misaligned(what: str, value: int, alignment: int) -> str:

@@ -23,3 +23,4 @@ class MachineFacts:
     kernel: KernelInfo
     devices: DeviceFacts | None = None  # None: not read (device checks skipped)
     history: BootHistory | None = None  # None: not read (what make-filesystem did unknown)
+    memory_block: int | None = None  # the memory hotplug block size; None: unknown

@@ -24,6 +24,7 @@ from pmemd.core.kernel import (
 )
 from pmemd.core.memmap import MemmapItem, MemmapKind
 from pmemd.core.model import Config, KaslrPolicy
+from pmemd.core.modes import FS_DAX_PMD, mode_requirements
 from pmemd.core.placement import Placed
 from pmemd.core.ranges import GiB, MemRange
 from pmemd.core.sizes import format_bytes
@@ -149,6 +150,8 @@ def kernel_support_findings(config: Config, kernel: KernelInfo) -> list[Finding]
     if fs_types:
         needed.extend(DAX_REQUIREMENTS)
         needed.extend(FS_REQUIREMENTS[t] for t in sorted(fs_types))
+        needed.append(FS_DAX_PMD)
+    needed.extend(mode_requirements(config.regions))
     return [
         Finding("kernel-support", (
             f"kernel {release} lacks {r.option} (needs {' or '.join(r.values)}): {r.why}; "

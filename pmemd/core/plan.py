@@ -40,6 +40,7 @@ from pmemd.core.memmap import (
     reserved_ranges,
 )
 from pmemd.core.model import Config, KaslrPolicy, Region
+from pmemd.core.modes import system_ram_problems
 from pmemd.core.placement import Placed, Placement, place_regions
 from pmemd.core.ranges import MemRange
 from pmemd.core.sizes import format_bytes, format_compared, render_size
@@ -123,6 +124,8 @@ def plan(config: Config, facts: MachineFacts, *, owned: Iterable[str] = (),
     changes, foreign, conflicts = _changes(config, regions, target, owned_args)
     problems += conflicts
     problems += _memory_problems(config, facts, placed)
+    problems += system_ram_problems(config, [(p.region, p.range) for p in placed],
+                                    facts.memory_block)
     problems += cmdline_length_problems(
         config, facts, target, add=[c.argument for c in changes if c.action is ChangeAction.ADD],
         remove={c.argument for c in changes if c.action is ChangeAction.REMOVE})

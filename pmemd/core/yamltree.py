@@ -240,6 +240,10 @@ class TreeReader:
     def at(self, key: str, node: Node, message: str) -> None:
         self.problem(key, message, node.line, node.column)
 
+    def has_problem(self, key: str) -> bool:
+        """A problem was already reported at ``key`` (one complaint per value)."""
+        return any(p.key == key for p in self.problems)
+
     def mapping(self, key: str, node: Node, allowed: tuple[str, ...]) -> dict[str, Node]:
         """The entries of a mapping node, refusing unknown, duplicate and non-string keys."""
         self.locations[key] = (node.line, node.column)

@@ -102,4 +102,15 @@ def read_facts(machine: Machine, *, devices: bool = False) -> MachineFacts:
         kernel=read_kernel_info(machine),
         devices=read_device_facts(machine) if devices else None,
         history=read_history(machine) if devices else None,
+        memory_block=read_memory_block(machine),
     )
+
+
+def read_memory_block(machine: Machine) -> int | None:
+    """The size of the blocks the kernel hot-plugs memory in (hexadecimal in sysfs);
+    ``None`` when the file is missing or unreadable."""
+    text = machine.read_text(machine.memory_block_size)
+    try:
+        return int(text.strip(), 16) if text else None
+    except ValueError:
+        return None

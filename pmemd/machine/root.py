@@ -95,6 +95,10 @@ class Machine:
         return self.path("/sys/block")
 
     @property
+    def memory_block_size(self) -> Path:
+        return self.path("/sys/devices/system/memory/block_size_bytes")
+
+    @property
     def sys_nd_devices(self) -> Path:
         return self.path("/sys/bus/nd/devices")
 
