@@ -321,6 +321,26 @@ def cmd_make_filesystem(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def cmd_set_mode(args: argparse.Namespace) -> int:
+    """What pmemd-mode@0x….service runs at boot: the region's namespace in its mode."""
+    from pmemd.machine.runner import Runner
+    from pmemd.storage.namespace import set_region_mode
+
+    parsed = _config(args)
+    parsed.region(args.region)
+    assert parsed.usable is not None
+    machine = machine_of(args)
+    with contextlib.nullcontext() if args.dry_run else _locked(
+            machine, f"pmemd set-mode {args.region}"):
+        outcome = set_region_mode(machine, parsed.usable, args.region,
+                                  Runner(dry_run=args.dry_run))
+    for argv in outcome.argvs:
+        print(("would run: " if args.dry_run else "ran: ") + " ".join(argv))
+    if not said_in_journal(outcome.journaled, sys.stdout):
+        print(outcome.message())
+    return Exit.OK
+
+
 def cmd_verify_dax(args: argparse.Namespace) -> int:
     """What pmemd-dax@….service runs after a region's mount: fails unless DAX is on."""
     from pmemd.storage.verify import verify_region

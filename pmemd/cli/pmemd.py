@@ -25,6 +25,7 @@ from pmemd.cli.commands import (
     cmd_plan,
     cmd_reconcile,
     cmd_serve,
+    cmd_set_mode,
     cmd_validate,
     cmd_verify_dax,
     cmd_verify_trial,
@@ -168,6 +169,14 @@ def _unit_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     makefs.add_argument("--dry-run", action="store_true",
                         help="check and decide, but do not run mkfs")
     makefs.set_defaults(func=cmd_make_filesystem)
+
+    mode = sub.add_parser("set-mode", parents=[common],
+                          help="make a region's namespace fsdax, devdax or system-ram, as its "
+                               "mode says (its unit runs this)")
+    mode.add_argument("region", help="the region's name in the config")
+    mode.add_argument("--dry-run", action="store_true",
+                      help="check and decide, but do not run ndctl or daxctl")
+    mode.set_defaults(func=cmd_set_mode)
 
     verify = sub.add_parser("verify-dax", parents=[common],
                             help="check that a region's filesystem is mounted with DAX")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pmemd.core.model import DEFAULT_ALIGNMENT, MIN_ALIGNMENT, Region
+from pmemd.core.model import DEFAULT_ALIGNMENT, MIN_ALIGNMENT, NamespaceMode, PageMap, Region
 from pmemd.core.mounts import MountEntry, has_dax_option, mount_at
 from pmemd.core.ranges import MemRange
 from pmemd.core.sizes import format_bytes
@@ -43,6 +43,27 @@ class PmemDevice:
     dev: str  # "259:0"
     dax: bool | None  # queue/dax
     mode: str | None = None  # namespace mode: memory (fsdax), raw, safe (btt), dax
+    pfn: str | None = None  # pfnX.Y when an fsdax info block claims the namespace
+
+
+@dataclass(frozen=True)
+class DaxCharDevice:
+    """A device DAX instance (``/sys/bus/dax/devices/daxX.Y``) of a devdax namespace: the
+    char device ``/dev/daxX.Y``, or memory handed to the kernel (system-ram)."""
+
+    name: str  # dax0.0 (also the char device's name under /dev while in devdax mode)
+    namespace: str  # namespace0.0
+    region: str | None  # region0
+    range: MemRange | None  # the namespace's resource + size; None when unreadable
+    size: int  # the device's usable bytes (after the info block)
+    dev: str  # "252:0"; empty when there is no char device
+    driver: str | None  # device_dax (devdax) | kmem (system-ram) | None (unbound)
+    align: int | None = None
+
+    @property
+    def mode(self) -> str:
+        """daxctl's word for it: devdax | system-ram (unbound: none)."""
+        return {"device_dax": "devdax", "kmem": "system-ram"}.get(self.driver or "", "none")
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,7 @@ class DeviceFacts:
     mounts: tuple[MountEntry, ...] = ()
     addresses_readable: bool = True  # False: resource files are root-only
     links: str = ""  # where udev names each device by address (empty: unknown)
+    dax_devices: tuple[DaxCharDevice, ...] = ()  # devdax / system-ram namespaces
 
     def link(self, start: int) -> str | None:
         """The stable name of the device whose namespace starts at ``start``."""
@@ -81,12 +103,63 @@ class RegionDevice:
     reason: str
     device: PmemDevice | None = None
     mount: MountEntry | None = None
+    chardev: DaxCharDevice | None = None  # devdax / system-ram regions: their dax device
 
 
 def device_at(facts: DeviceFacts, rng: MemRange) -> PmemDevice | None:
     """The device whose namespace starts where ``rng`` starts (its size is checked apart)."""
     found = [d for d in facts.devices if d.range is not None and d.range.start == rng.start]
     return found[0] if found else None
+
+
+def dax_device_at(facts: DeviceFacts, rng: MemRange) -> DaxCharDevice | None:
+    """The dax device whose namespace starts where ``rng`` starts."""
+    found = [d for d in facts.dax_devices if d.range is not None and d.range.start == rng.start]
+    return found[0] if found else None
+
+
+def _mode_unit(rng: MemRange) -> str:
+    return f"pmemd-mode@0x{rng.start:x}.service"
+
+
+def _block_mode_problem(region: Region, device: PmemDevice, rng: MemRange) -> str | None:
+    """Why a block device at the region's address is not in the region's mode (a raw
+    region accepts a device behind an info block: it is as DAX-capable)."""
+    if region.mode is NamespaceMode.FSDAX and region.map is PageMap.DEV and device.pfn is None:
+        return (f"{device.name} ({device.namespace}) has no fsdax info block yet; "
+                f"{_mode_unit(rng)} makes it (pmemd set-mode {region.name})")
+    return None
+
+
+def match_dax_region(region: Region, rng: MemRange, facts: DeviceFacts, *, argument: str,
+                     on_cmdline: bool, persistent: Sequence[MemRange] | None = None
+                     ) -> RegionDevice:
+    """A devdax or system-ram region: its dax device at the region's address, in the
+    region's mode — or why not."""
+    chardev = dax_device_at(facts, rng)
+    if chardev is None:
+        state, reason, device = identify(rng, facts, argument=argument, on_cmdline=on_cmdline,
+                                         persistent=persistent)
+        if device is not None:
+            return RegionDevice(region.name, rng, DeviceState.MISMATCH, (
+                f"{device.name} ({device.namespace}) is still a block device; "
+                f"{_mode_unit(rng)} makes it {region.mode.value} "
+                f"(pmemd set-mode {region.name})"), device)
+        return RegionDevice(region.name, rng, state, reason)
+    assert chardev.range is not None
+    if chardev.range.size != rng.size:
+        return RegionDevice(region.name, rng, DeviceState.MISMATCH, (
+            f"{chardev.name} at 0x{rng.start:x} is {format_bytes(chardev.range.size)}, the "
+            f"region is {format_bytes(rng.size)}: it is not this region's device"),
+            chardev=chardev)
+    if chardev.mode != region.mode.value:
+        return RegionDevice(region.name, rng, DeviceState.MISMATCH, (
+            f"{chardev.name} is in {chardev.mode} mode, the region asks for "
+            f"{region.mode.value} ({_mode_unit(rng)}, pmemd set-mode {region.name})"),
+            chardev=chardev)
+    what = f"/dev/{chardev.name}" if region.mode is NamespaceMode.DEVDAX \
+        else f"{chardev.name} online as System RAM"
+    return RegionDevice(region.name, rng, DeviceState.READY, what, chardev=chardev)
 
 
 def _missing_reason(rng: MemRange, argument: str, on_cmdline: bool, facts: DeviceFacts,
@@ -163,8 +236,15 @@ def match_region(region: Region, rng: MemRange, facts: DeviceFacts, *, argument:
                  ) -> RegionDevice:
     """The state of one configured region on this boot: its device and, with a filesystem,
     its DAX mount — or why not."""
+    if not region.block:
+        return match_dax_region(region, rng, facts, argument=argument, on_cmdline=on_cmdline,
+                                persistent=persistent)
     state, reason, device = identify(rng, facts, argument=argument, on_cmdline=on_cmdline,
                                      persistent=persistent)
+    if state is DeviceState.READY and device is not None:
+        problem = _block_mode_problem(region, device, rng)
+        if problem is not None:
+            return RegionDevice(region.name, rng, DeviceState.MISMATCH, problem, device)
     fs = region.filesystem
     if state is not DeviceState.READY or device is None or fs is None:
         return RegionDevice(region.name, rng, state, reason, device)

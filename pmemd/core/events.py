@@ -34,6 +34,8 @@ class MessageId(StrEnum):
     FILESYSTEM_KEPT = "68a42ca111cd41598297e22b5855d0c0"
     FILESYSTEM_REFUSED = "b04f1af9c779416c8253f158d5b33d6c"
     DAX_FAILED = "40a969e7bfd94bcc8566845ba81b63f4"
+    NAMESPACE_CONFIGURED = "802e851c7ad1407f86ce097832363749"
+    NAMESPACE_REFUSED = "4ff2d7dbe1244a18a29fb260f65fb779"
 
 
 class Field(StrEnum):
@@ -49,6 +51,8 @@ class Field(StrEnum):
     UUID = "PMEMD_UUID"
     MOUNTPOINT = "PMEMD_MOUNTPOINT"
     REASON = "PMEMD_REASON"
+    NAMESPACE = "PMEMD_NAMESPACE"  # namespace0.0
+    MODE = "PMEMD_MODE"  # the region's namespace mode: fsdax, devdax, system-ram, raw
 
 
 IDENTIFIER = "pmemd"  # SYSLOG_IDENTIFIER= of every event (journalctl -t pmemd)
@@ -138,3 +142,19 @@ def dax_failed(*, region: str, mountpoint: str, device: str, reason: str) -> Eve
                  f"region {region}: {mountpoint} is not a DAX mount: {reason}",
                  ((Field.REGION, region), (Field.MOUNTPOINT, mountpoint),
                   (Field.DEVICE, device), (Field.REASON, reason)))
+
+
+def namespace_configured(*, region: str, namespace: str, mode: str, before: str, after: str
+                         ) -> Event:
+    return Event(MessageId.NAMESPACE_CONFIGURED, Priority.NOTICE,
+                 f"region {region}: {namespace} made {mode}: was {before}, now {after}",
+                 ((Field.REGION, region), (Field.NAMESPACE, namespace), (Field.MODE, mode),
+                  (Field.REASON, f"was {before}")))
+
+
+def namespace_refused(*, region: str, namespace: str, mode: str, reason: str) -> Event:
+    return Event(MessageId.NAMESPACE_REFUSED, Priority.ERR,
+                 f"region {region}: refused to make {namespace or 'its namespace'} {mode}: "
+                 f"{reason}",
+                 ((Field.REGION, region), (Field.NAMESPACE, namespace), (Field.MODE, mode),
+                  (Field.REASON, reason)))

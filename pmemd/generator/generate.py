@@ -18,7 +18,10 @@ from pmemd.core.units import (
     GeneratedFile,
     RegionUnits,
     UnitError,
+    mode_unit_name,
+    needs_mode_unit,
     region_unit_names,
+    render_mode_unit,
     render_region_units,
     render_trial_order,
 )
@@ -91,25 +94,36 @@ def generate_from(machine: Machine, data: bytes | None, log: Log) -> Generated:
     config = parsed.usable
     if config is None:
         return Generated()
-    with_fs = [r for r in config.regions if r.filesystem is not None]
-    ranges = _place(machine, config, log) if with_fs else {}
+    return generate_config(machine, config, log)
+
+
+def generate_config(machine: Machine, config: Config, log: Log) -> Generated:
+    """The files to write for a (usable) config."""
+    with_fs = [r for r in config.regions if r.filesystem is not None and r.block]
+    with_units = [r for r in config.regions if r in with_fs or needs_mode_unit(r)]
+    ranges = _place(machine, config, log) if with_units else {}
     files: list[GeneratedFile] = []
     names: list[RegionUnits] = []
-    for region in with_fs:
+    modes: list[str] = []
+    for region in with_units:
         rng = ranges.get(region.name)
         if rng is None:
             continue  # not placed: logged above
         try:
-            files.extend(render_region_units(region, rng, TARGET))
+            files.extend(render_region_units(region, rng, TARGET) if region in with_fs else ())
+            files.extend(render_mode_unit(region, rng, TARGET))
         except UnitError as err:
             log.error(f"{CONFIG_PATH}: region {region.name}: {err}, ignoring")
-        else:
+            continue
+        if region in with_fs:
             names.append(region_unit_names(region, rng, TARGET))
-    if names:
-        files.append(render_trial_order(names, TARGET))
-    # _place read the map when a region (with a filesystem or not: it takes room too) has
-    # no offset.
-    auto = bool(with_fs) and any(r.offset is None for r in config.regions)
+        if needs_mode_unit(region):
+            modes.append(mode_unit_name(rng))
+    if names or modes:
+        files.append(render_trial_order(names, TARGET, modes))
+    # _place read the map when a region (with units or not: it takes room too) has no
+    # offset.
+    auto = bool(with_units) and any(r.offset is None for r in config.regions)
     return Generated(tuple(files), read_firmware=auto)
 
 

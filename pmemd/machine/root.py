@@ -25,6 +25,7 @@ RUNTIME_DIR = "/run/pmemd"
 DEV_DIR = "/dev"
 BOOT_DIR = "/boot"
 PMEM_LINK_DIR = "/dev/disk/by-pmem-address"
+DAX_LINK_DIR = "/dev/dax/by-pmem-address"  # devdax char devices (systemd/60-pmemd.rules)
 PMEMD_BIN = "/usr/bin/pmemd"  # what generated units run
 KMSG_PATH = "/dev/kmsg"  # where a generator logs (it runs before the journal)
 JOURNAL_SOCKET = "/run/systemd/journal/socket"  # journald's native protocol
@@ -100,6 +101,11 @@ class Machine:
     @property
     def sys_nd_devices(self) -> Path:
         return self.path("/sys/bus/nd/devices")
+
+    @property
+    def sys_dax_devices(self) -> Path:
+        """Device DAX instances (``daxX.Y``: devdax or system-ram namespaces)."""
+        return self.path("/sys/bus/dax/devices")
 
     @property
     def mountinfo(self) -> Path:

@@ -27,10 +27,9 @@ class Located:
     node: Path  # /dev/pmemN under the machine's root
 
 
-def locate_region(machine: Machine, config: Config, name: str) -> Located:
-    """Region ``name``'s device on this boot, proven by address and size; else
-    :class:`NoSuchRegion`, :class:`ConfigError` (it cannot be placed) or
-    :class:`NoDevice` saying why there is none."""
+def place_region(machine: Machine, config: Config, name: str) -> tuple[Region, MemRange]:
+    """Region ``name`` and its physical range on this machine; else :class:`NoSuchRegion`
+    or :class:`ConfigError` (it cannot be placed)."""
     region = config.region(name)
     if region is None:
         raise NoSuchRegion(name, [r.name for r in config.regions], config.source.path)
@@ -38,10 +37,17 @@ def locate_region(machine: Machine, config: Config, name: str) -> Located:
     mine = next((p for p in placed if p.region.name == name), None)
     if mine is None:
         raise ConfigError(problems)
-    state, reason, device = identify(mine.range, read_devices(machine),
-                                     argument=render_memmap_arg(mine.range),
-                                     on_cmdline=mine.range in reserved_ranges(
-                                         read_cmdline(machine)))
+    return region, mine.range
+
+
+def locate_region(machine: Machine, config: Config, name: str) -> Located:
+    """Region ``name``'s device on this boot, proven by address and size; else
+    :class:`NoSuchRegion`, :class:`ConfigError` (it cannot be placed) or
+    :class:`NoDevice` saying why there is none."""
+    region, rng = place_region(machine, config, name)
+    state, reason, device = identify(rng, read_devices(machine),
+                                     argument=render_memmap_arg(rng),
+                                     on_cmdline=rng in reserved_ranges(read_cmdline(machine)))
     if device is None or state is DeviceState.MISMATCH:
-        raise NoDevice(f"region {name!r} ({mine.range}) has no device: {reason}")
-    return Located(region, mine.range, device, machine.dev_node(device.name))
+        raise NoDevice(f"region {name!r} ({rng}) has no device: {reason}")
+    return Located(region, rng, device, machine.dev_node(device.name))

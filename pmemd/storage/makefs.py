@@ -84,9 +84,12 @@ def check_device(located: Located) -> int:
                            f"{located.region.name!r} is {device.dev}: not the region's device")
     with node.open("rb") as handle:
         size = handle.seek(0, os.SEEK_END)
-    if size != located.range.size:
+    # fsdax with an info block (pfnX.Y): the disk is the namespace less the info block and
+    # page array, as large as sysfs says; otherwise the whole region.
+    expected = device.size if device.pfn is not None else located.range.size
+    if size != expected or size > located.range.size:
         raise Refused(f"{node} holds {format_bytes(size)}, region {located.region.name!r} "
-                           f"is {format_bytes(located.range.size)}: not the region's device")
+                           f"is {format_bytes(expected)}: not the region's device")
     return size
 
 

@@ -19,6 +19,8 @@ from pmemd.core.events import (
     filesystem_kept,
     filesystem_made,
     filesystem_refused,
+    namespace_configured,
+    namespace_refused,
     options_written,
     reboot_refused,
     reboot_requested,
@@ -44,6 +46,9 @@ EXAMPLES: dict[MessageId, Event] = {e.message_id: e for e in (
                     reason="r"),
     filesystem_refused(region="data", device="/dev/pmem0", reason="r"),
     dax_failed(region="data", mountpoint="/pmem", device="/dev/pmem0", reason="r"),
+    namespace_configured(region="data", namespace="namespace0.0", mode="fsdax", before="b",
+                         after="a"),
+    namespace_refused(region="data", namespace="namespace0.0", mode="fsdax", reason="r"),
 )}
 
 

@@ -98,3 +98,15 @@ def verify_units(root: Path) -> Verified:
         capture_output=True, text=True, check=False, timeout=120,
         env={**os.environ, "SYSTEMD_UNIT_PATH": f"{normal}:", "SYSTEMD_LOG_LEVEL": "notice"})
     return Verified(done.returncode, (done.stdout + done.stderr).strip(), units)
+
+
+def write_tree(directory: Path, tree: dict[str, str]) -> None:
+    """``tree`` (as :func:`snapshot` returns it) written to ``directory``, replacing it."""
+    shutil.rmtree(directory, ignore_errors=True)
+    for name, content in tree.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content.startswith("-> "):
+            path.symlink_to(content.removeprefix("-> "))
+        else:
+            path.write_text(content, encoding="utf-8")

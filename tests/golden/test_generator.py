@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,22 +29,12 @@ from tests.golden.generated import (
     run_generator,
     snapshot,
     verify_units,
+    write_tree,
 )
 
 GOLDEN = Path(__file__).resolve().parent
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "machine").is_file())
 UPDATE = os.environ.get("PMEMD_GOLDEN_UPDATE") == "1"
-
-
-def _write_tree(directory: Path, tree: dict[str, str]) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
-    for name, content in tree.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if content.startswith("-> "):
-            path.symlink_to(content.removeprefix("-> "))
-        else:
-            path.write_text(content, encoding="utf-8")
 
 
 def _differences(expected: dict[str, str], actual: dict[str, str]) -> str:
@@ -85,7 +74,7 @@ def test_generated_tree_matches_expected(case: Path, tmp_path: Path) -> None:
     _, normal, log = _generate(case, tmp_path)
     expected_dir = case / "expected"
     if UPDATE:
-        _write_tree(expected_dir / "normal", normal)
+        write_tree(expected_dir / "normal", normal)
         expected_dir.mkdir(exist_ok=True)
         (expected_dir / "log").write_text(log)
     expected = snapshot(expected_dir / "normal")

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from pmemd.core.units import link_name
-from pmemd.machine.root import PMEM_LINK_DIR, Machine
+from pmemd.machine.root import DAX_LINK_DIR, PMEM_LINK_DIR, Machine
 from pmemd.machine.sysfs import read_devices
 from tests.conftest import MACHINES, REPO
+from tests.machine.modes import make_devdax, make_fsdax, raw_machine
 
 RULE = REPO / "systemd" / "60-pmemd.rules"
 
@@ -32,10 +33,11 @@ mount -t tmpfs tmpfs /dev
 mknod -m 666 /dev/null c 1 3
 for device in $2; do
     echo "=== $device"
-    udevadm test --action=add "/sys/block/$device" 2>/dev/null | grep '^DEVLINKS=' || true
+    case $device in /*) path=$device ;; *) path=/sys/block/$device ;; esac
+    udevadm test --action=add "$path" 2>/dev/null | grep '^DEVLINKS=' || true
 done
 echo "=== links"
-for link in /dev/disk/by-pmem-address/*; do
+for link in /dev/disk/by-pmem-address/* /dev/dax/by-pmem-address/*; do
     [ -e "$link" ] || [ -L "$link" ] || continue
     echo "$link -> $(readlink "$link")"
 done
@@ -87,3 +89,23 @@ def test_a_device_in_sector_mode_gets_no_link(tmp_path: Path) -> None:
     (renamed / "uevent").write_text("MAJOR=259\nMINOR=0\nDEVNAME=pmem0s\nDEVTYPE=disk\n")
     out = udev_links(tree, ["pmem0s"], tmp_path / "udev")
     assert "by-pmem-address" not in out
+
+
+def test_an_fsdax_disk_behind_its_info_block_gets_the_namespace_address(tmp_path: Path
+                                                                        ) -> None:
+    """After ndctl create-namespace -m fsdax --map=dev, pmem0 hangs off pfn0.1 whose own
+    resource is the data start (10 MiB in); the link still names the namespace's start, so
+    the region's units find it in every mode."""
+    machine = raw_machine(tmp_path)
+    make_fsdax(machine)
+    out = udev_links(machine.root, ["pmem0"], tmp_path / "udev")
+    assert f"{PMEM_LINK_DIR}/0x40000000 -> ../../pmem0" in out
+    assert "0x40a00000" not in out
+
+
+def test_a_devdax_char_device_gets_its_namespace_address(tmp_path: Path) -> None:
+    machine = raw_machine(tmp_path)
+    make_devdax(machine)
+    out = udev_links(machine.root, ["/sys/bus/dax/devices/dax0.0"], tmp_path / "udev")
+    assert f"{DAX_LINK_DIR}/0x40000000 -> ../../dax0.0" in out
+    assert "by-pmem-address/0x40a00000" not in out

@@ -113,8 +113,8 @@ class Trip:
 
 
 def guest_trip(tmp_path_factory: pytest.TempPathFactory, name: str, *, max_boots: int,
-               timeout: float, family: Family = BIOS, cockpit: bool = False
-               ) -> Iterator[Trip]:
+               timeout: float, family: Family = BIOS, cockpit: bool = False,
+               memory: str = "2G") -> Iterator[Trip]:
     """For a module's ``trip`` fixture: one guest booted from the ``family`` image with
     pmemd's .deb from this checkout; its console and steps in ``artifacts/NAME``.
     ``cockpit``: pmemd-cockpit's .deb installed too, and the guest's Cockpit (port 9090)
@@ -128,7 +128,7 @@ def guest_trip(tmp_path_factory: pytest.TempPathFactory, name: str, *, max_boots
         pytest.fail(f"the guest {name} cannot be prepared: {err}", pytrace=False)
     web_port = free_port() if cockpit else None
     guest = Guest(image.path, ARTIFACTS / name, max_boots=max_boots, timeout=timeout,
-                  uefi=family is UEFI,
+                  uefi=family is UEFI, memory=memory,
                   extra_args=network_args(web_port, 9090) if web_port else ())
     console = ConsoleSlices(guest.console_log)
     guest.start()
