@@ -1,9 +1,11 @@
 """(pure) What each namespace mode needs from the machine: the kernel's build options, and
 for ``system-ram`` the memory block size the kernel hot-plugs memory in.
 
-``ndctl create-namespace -m fsdax`` writes a pfn info block at the namespace's start (and
-with ``map: dev`` the page structures after it); ``-m devdax`` does the same and gives a
-character device; ``daxctl reconfigure-device --mode=system-ram`` hands a devdax device's
+A ``memmap=`` namespace is already fsdax with its page structures in RAM as the kernel
+makes it (``raw``; ``ndctl list`` says ``"mode":"fsdax","map":"mem"``);
+``ndctl create-namespace -m fsdax --map=dev`` writes a pfn info block at its start and the
+page structures after it; ``-m devdax`` writes an info block and gives a character device;
+``daxctl reconfigure-device --mode=system-ram`` hands a devdax device's
 memory to the page allocator through the kmem driver, in whole memory blocks
 (``/sys/devices/system/memory/block_size_bytes``): the blocks the info block touches stay
 out.

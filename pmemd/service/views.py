@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pmemd import __version__
-from pmemd.core.devices import DeviceState
+from pmemd.core.devices import DaxCharDevice, DeviceState
 from pmemd.core.e820 import E820Entry
 from pmemd.core.facts import MachineFacts
 from pmemd.core.memmap import memmap_args
@@ -127,9 +127,14 @@ def region_views(status: Status) -> dict[str, RegionView]:
             Mode=region.mode.value,
             PageMap="" if region.mode is NamespaceMode.RAW else region.map.value,
             Align=region.align if region.mode in DAX_DEVICE_MODES else 0,
-            CharacterDevice="",
+            CharacterDevice=_char_device(device.chardev if device is not None else None),
         )
     return views
+
+
+def _char_device(chardev: DaxCharDevice | None) -> str:
+    """A devdax region's /dev/daxX.Y (also while its memory is system RAM: the node stays)."""
+    return f"{DEV_DIR}/{chardev.name}" if chardev is not None and chardev.dev else ""
 
 
 def changed_properties(old: object | None, new: object) -> dict[str, Any]:
