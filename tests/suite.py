@@ -1,8 +1,8 @@
 """The whole pytest suite as ``make test`` runs it: two lanes of pytest processes at the
 same time, each lane one process after another.
 
-* lane 1: the guests' tests (marker ``vm``: qemu under TCG) but two modules;
-* lane 2: every other test, then those two guests' modules (:data:`SECOND_LANE_GUESTS`).
+* lane 1: the guests' tests (marker ``vm``: qemu under TCG) but three modules;
+* lane 2: every other test, then those three guests' modules (:data:`SECOND_LANE_GUESTS`).
 
 A guest spends much of its time waiting (for a boot, a device, a timeout it is made to wait
 out) and the other tests wait on their subprocesses: one process alone kept this 2-core
@@ -38,7 +38,7 @@ NOTHING_COLLECTED = 5  # pytest's exit status when no test was selected
 
 # Lane 2's guests, after the other tests: the trial boot's four scenarios (about 14 minutes
 # alone) and the bootloader tools' guest (about 6).
-SECOND_LANE_GUESTS = ("tests/vm/test_trial.py", "tests/boot/test_vm.py")
+SECOND_LANE_GUESTS = ("tests/vm/test_trial.py", "tests/boot/test_vm.py", "tests/vm/test_modes.py")
 
 
 @dataclass

@@ -268,19 +268,26 @@ def page_map(text: str | None) -> PageMap | None:
     return PageMap(text) if text in {m.value for m in PageMap} else None
 
 
-def foreign_filesystem(device: str, probe: Probe, *, made_this_boot: bool, prior: Prior
-                       ) -> str | None:
+def foreign_filesystem(device: str, probe: Probe, *, made_this_boot: bool, prior: Prior,
+                       kept: bool = False) -> str | None:
     """Why rewriting the namespace under ``device`` would destroy a filesystem pmemd did not
     make (the reason to refuse), or ``None``. pmemd's own are the one it made earlier on
     this boot and the one the boot history records on this range on the previous boot; on
-    a range that was ordinary RAM on the previous boot, a signature is leftover memory."""
+    a range that was ordinary RAM on the previous boot, a signature is leftover memory.
+    ``kept``: the region's filesystem is ``on-boot: keep``, so pmemd's own filesystem from
+    the previous boot holds data the config asks to keep: refused too."""
     if probe.signature is None and not probe.ambivalent:
         return None  # no filesystem (data blkid cannot name is no filesystem either)
     if made_this_boot or prior.kind is PriorKind.RAM:
         return None
     own = prior.own if prior.kind is PriorKind.PMEM else None
     if own is not None and probe.fstype == own.fstype and probe.fields.get("UUID") == own.uuid:
-        return None
+        if not kept:
+            return None
+        return (f"{device} holds the {own.fstype} filesystem (UUID {own.uuid}) pmemd kept for "
+                f"region {own.region!r}, which is 'on-boot: keep'; a new mode rewrites the "
+                "namespace and would destroy it. Copy what it holds elsewhere, then set "
+                "'on-boot: recreate' for this change (or wipe it: wipefs -a)")
     why = "" if prior.kind is PriorKind.PMEM else f"; {prior.describe()}"
     return (f"{device} holds {probe.signature or 'several signatures'} ({probe.evidence()}), "
             f"which pmemd did not make{why}; rewriting the namespace would destroy it")

@@ -24,7 +24,7 @@ from pmemd.core.devices import DeviceFacts, PmemDevice, dax_device_at, device_at
 from pmemd.core.events import namespace_configured, namespace_refused
 from pmemd.core.history import prior_of
 from pmemd.core.memmap import reserved_ranges
-from pmemd.core.model import Config, NamespaceMode, Region
+from pmemd.core.model import Config, NamespaceMode, OnBoot, Region
 from pmemd.core.namespaces import (
     Claim,
     Current,
@@ -145,8 +145,10 @@ def _check_block(machine: Machine, target: _Target, block: PmemDevice, runner: R
     record = machine.filesystems_made / target.region.name
     made = record.is_file() and (probe.fields.get("UUID") or "?") == (
         machine.read_text(record) or "").strip()
+    fs = target.region.filesystem
     reason = foreign_filesystem(f"{DEV_DIR}/{block.name}", probe, made_this_boot=made,
-                                prior=prior_of(read_history(machine), target.range))
+                                prior=prior_of(read_history(machine), target.range),
+                                kept=fs is not None and fs.on_boot is OnBoot.KEEP)
     if reason is not None:
         raise Refused(reason)
 

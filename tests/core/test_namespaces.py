@@ -168,3 +168,17 @@ def test_a_filesystem_pmemd_did_not_make_is_never_destroyed(
         assert reason.startswith("/dev/pmem0 holds ") and "did not make" in reason
 
 
+@pytest.mark.parametrize(("made", "prior", "refused"), [
+    (False, Prior(PriorKind.PMEM, "b-1", OWN), True),  # kept data from the previous boot
+    (True, Prior(PriorKind.NONE), False),  # made on this boot: nothing kept yet
+    (False, Prior(PriorKind.RAM, "b-1"), False),  # leftover RAM
+])
+def test_a_kept_filesystem_of_pmemd_is_not_destroyed_by_a_mode_change(
+        made: bool, prior: Prior, refused: bool) -> None:
+    reason = foreign_filesystem("/dev/pmem0", XFS, made_this_boot=made, prior=prior, kept=True)
+    assert (reason is not None) == refused, reason
+    if reason is not None:
+        assert "pmemd kept for region 'data', which is 'on-boot: keep'" in reason
+        assert "set 'on-boot: recreate'" in reason
+
+
