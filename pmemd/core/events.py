@@ -34,6 +34,7 @@ class MessageId(StrEnum):
     FILESYSTEM_KEPT = "68a42ca111cd41598297e22b5855d0c0"
     FILESYSTEM_REFUSED = "b04f1af9c779416c8253f158d5b33d6c"
     DAX_FAILED = "40a969e7bfd94bcc8566845ba81b63f4"
+    PMD_FALLBACK = "6df3d9ffdd9c4ec889a63aa733f25e2a"
 
 
 class Field(StrEnum):
@@ -136,5 +137,12 @@ def filesystem_refused(*, region: str, device: str, reason: str) -> Event:
 def dax_failed(*, region: str, mountpoint: str, device: str, reason: str) -> Event:
     return Event(MessageId.DAX_FAILED, Priority.ERR,
                  f"region {region}: {mountpoint} is not a DAX mount: {reason}",
+                 ((Field.REGION, region), (Field.MOUNTPOINT, mountpoint),
+                  (Field.DEVICE, device), (Field.REASON, reason)))
+
+
+def pmd_fallback(*, region: str, mountpoint: str, device: str, reason: str) -> Event:
+    return Event(MessageId.PMD_FALLBACK, Priority.ERR,
+                 f"region {region}: {mountpoint} is degraded: {reason}",
                  ((Field.REGION, region), (Field.MOUNTPOINT, mountpoint),
                   (Field.DEVICE, device), (Field.REASON, reason)))

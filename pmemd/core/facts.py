@@ -12,6 +12,7 @@ from pmemd.core.devices import DeviceFacts
 from pmemd.core.e820 import MemoryMap
 from pmemd.core.history import BootHistory
 from pmemd.core.kernel import KernelInfo
+from pmemd.core.pmd import PmdCheck
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,4 @@ class MachineFacts:
     kernel: KernelInfo
     devices: DeviceFacts | None = None  # None: not read (device checks skipped)
     history: BootHistory | None = None  # None: not read (what make-filesystem did unknown)
+    pmd_checks: tuple[PmdCheck, ...] = ()  # what verify-dax found about PMD faults this boot

@@ -20,6 +20,7 @@ from pmemd.core.events import (
     filesystem_made,
     filesystem_refused,
     options_written,
+    pmd_fallback,
     reboot_refused,
     reboot_requested,
     trial_armed,
@@ -44,6 +45,7 @@ EXAMPLES: dict[MessageId, Event] = {e.message_id: e for e in (
                     reason="r"),
     filesystem_refused(region="data", device="/dev/pmem0", reason="r"),
     dax_failed(region="data", mountpoint="/pmem", device="/dev/pmem0", reason="r"),
+    pmd_fallback(region="data", mountpoint="/pmem", device="/dev/pmem0", reason="r"),
 )}
 
 
