@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -64,7 +65,7 @@ def make_mounts(guest: Guest) -> dict[str, str]:
         script += (f"{' '.join(argv)}\nmkdir -p {target}\n"
                    f"mount -o dax=always {device} {target}\n"
                    f"grep -q ' {target} .*dax' /proc/self/mountinfo\n")
-        mounts[f"{fs_type.value} DAX (pmemd's mkfs)"] = target
+        mounts[f"{fs_type.value} DAX (as pmemd makes it)"] = target
     script += "mkdir -p /var/tmp/bench-dax\n"
     guest.run(script, name="mkfs", timeout=300).check()
     mounts["ext4 on virtio disk (page cache)"] = "/var/tmp/bench-dax"
@@ -119,7 +120,7 @@ def main() -> int:
         set_memmap(guest)
         mounts = make_mounts(guest)
         script = guest.put("dax_guest.py", GUEST_SCRIPT.read_text())
-        specs = " ".join(f"'{label}={path}'" for label, path in mounts.items())
+        specs = " ".join(shlex.quote(f"{label}={path}") for label, path in mounts.items())
         done = guest.run(f"python3 {script} {args.size_mib} {args.rounds} {specs}\n",
                          name="bench", timeout=3000).check()
         guest.poweroff()

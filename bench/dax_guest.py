@@ -23,6 +23,7 @@ PAGE = 4096
 CHUNK = 64 * MiB
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 EVENTS = ("dax_pmd_fault_done", "dax_pte_fault_done")
+BUFFER_KIB = 65536  # per CPU
 
 
 def tracefs() -> str | None:
@@ -43,6 +44,9 @@ class Faults:
         if self.path is None:
             return self
         os.mkdir(self.path)
+        # room for a line per 4 KiB fault of the whole file, should they fall back
+        with open(f"{self.path}/buffer_size_kb", "w") as file:
+            file.write(str(BUFFER_KIB))
         for event in EVENTS:
             directory = f"{self.path}/events/fs_dax/{event}"
             with open(f"{directory}/filter", "w") as file:

@@ -8,6 +8,7 @@ mount."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pmemd.core.devices import dax_problem
@@ -23,6 +24,8 @@ from pmemd.machine.root import DEV_DIR, Machine
 from pmemd.machine.runner import Runner
 from pmemd.storage.locate import Located, locate_region
 from pmemd.storage.pmdprobe import probe_pmd
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,10 @@ class DaxMount:
 
 
 def verify_region(machine: Machine, config: Config, name: str, *,
-                  runner: Runner | None = None, pmd: bool = True) -> DaxMount:
+                  runner: Runner | None = None) -> DaxMount:
     """Region ``name``'s filesystem mounted with DAX on its own device, or
     :class:`NotDax` (or why the region has no device) saying why not; a mount that is not
-    DAX is an event in the journal. ``pmd``: then probe its faults (:func:`check_pmd`)."""
+    DAX is an event in the journal. A DAX mount's faults are then probed (:func:`check_pmd`)."""
     region = config.region(name)
     if region is None:
         raise NoSuchRegion(name, [r.name for r in config.regions], config.source.path)
@@ -62,8 +65,7 @@ def verify_region(machine: Machine, config: Config, name: str, *,
             reason=problem))
         raise error
     assert mount is not None
-    dax = DaxMount(located, mount)
-    return check_pmd(machine, runner or Runner(), dax) if pmd else dax
+    return check_pmd(machine, runner or Runner(), DaxMount(located, mount))
 
 
 def check_pmd(machine: Machine, runner: Runner, dax: DaxMount) -> DaxMount:
@@ -72,7 +74,10 @@ def check_pmd(machine: Machine, runner: Runner, dax: DaxMount) -> DaxMount:
     that could not check says so, and is no failure)."""
     name = dax.located.region.name
     found = probe_pmd(machine, runner, name, dax.mount)
-    write_atomic(machine.pmd_check(name), found.render())
+    try:
+        write_atomic(machine.pmd_check(name), found.render())
+    except OSError as err:  # not root: the check still says what it found, here
+        log.warning("the PMD check of region %s is not recorded for the status: %s", name, err)
     if found.result is PmdResult.FALLBACK:
         error = PmdFallback(found.reason)
         error.journaled = send_event(machine, pmd_fallback(
