@@ -1,7 +1,10 @@
 """Does a DAX mount serve its mappings with 2 MiB (PMD) faults? A small probe file on the
 mount is allocated, mapped (the kernel aligns a DAX mapping of 2 MiB or more to 2 MiB by
 itself) and touched while a private tracefs instance records the faults of this process;
-:func:`pmemd.core.pmd.decide_pmd` judges them. The probe file is removed whatever happens."""
+:func:`pmemd.core.pmd.decide_pmd` judges them. The probe file is removed whatever happens;
+it is named for the process, since a mount's own pmemd-dax@ unit and an admin's
+``pmemd verify-dax`` may probe the same mount at once (systemd starts the unit again when
+the mount appears, even by hand)."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
 from pmemd.machine.tracing import TracingUnavailable, trace_instance
 
-PROBE_NAME = ".pmemd-pmd-probe"
+PROBE_PREFIX = ".pmemd-pmd-probe-"
 PROBE_SIZE = 2 * PMD_SIZE
 
 
@@ -48,14 +51,14 @@ def _touch(path: Path) -> tuple[str, int, int]:
 
 def probe_pmd(machine: Machine, runner: Runner, region: str, mount: MountEntry) -> PmdCheck:
     """What the faults of a mapping of a fresh file on ``mount`` were."""
-    path = Path(machine.path(mount.mountpoint)) / PROBE_NAME
+    path = Path(machine.path(mount.mountpoint)) / f"{PROBE_PREFIX}{os.getpid()}"
 
     def unchecked(why: str) -> PmdCheck:
         return PmdCheck(region, mount.mountpoint, mount.dev, PmdResult.UNCHECKED,
                         f"PMD faults not checked: {why}")
 
     try:
-        path.unlink(missing_ok=True)  # left by a probe that was killed
+        path.unlink(missing_ok=True)  # left by a killed probe whose pid this process has
         with trace_instance(machine, runner, (PMD_TRACEPOINT, PTE_TRACEPOINT),
                             pid=os.getpid()) as instance:
             try:

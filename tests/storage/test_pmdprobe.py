@@ -5,13 +5,14 @@ end-to-end guest's: tests/vm/test_e2e.py.)"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pmemd.core.mounts import MountEntry
 from pmemd.core.pmd import PmdResult
 from pmemd.machine.root import Machine
 from pmemd.machine.runner import Runner
-from pmemd.storage.pmdprobe import PROBE_NAME, probe_pmd
+from pmemd.storage.pmdprobe import PROBE_PREFIX, probe_pmd
 
 MOUNT = MountEntry("259:0", "/pmem", "ext4", "/dev/pmem0", ("rw",), ("dax=always",))
 
@@ -35,7 +36,7 @@ def test_without_the_tracepoint_the_instance_is_removed_and_nothing_left(
     machine = machine_with_mount(tmp_path)
     instances = tmp_path / "sys/kernel/tracing/instances"
     instances.mkdir(parents=True)
-    (tmp_path / "pmem" / PROBE_NAME).write_text("left by a killed probe")
+    (tmp_path / "pmem" / f"{PROBE_PREFIX}{os.getpid()}").write_text("left by a killed probe")
     found = probe_pmd(machine, Runner(), "data", MOUNT)
     assert found.result is PmdResult.UNCHECKED
     assert found.reason == ("PMD faults not checked: the kernel has no "

@@ -187,9 +187,11 @@ def assert_pmd_faults(journey: Journey, regions: list[RegionSpec]) -> None:
 def assert_hand_made_xfs_is_degraded(journey: Journey, device: str) -> None:
     """An xfs made by hand without pmemd's 2 MiB stripe unit (mkfs.xfs's defaults), mounted
     with DAX where the data region's was: a DAX mount, but its mappings fall back to 4 KiB
-    faults. ``pmemd verify-dax`` fails with the reason, and the region is degraded with it
-    on D-Bus (pmemctl regions, status) and in the journal."""
+    faults. ``pmemd verify-dax`` fails with the reason, and so does the region's pmemd-dax@
+    unit (systemd starts it again when the mount appears, even by hand); the region is
+    degraded with the reason on D-Bus (pmemctl regions, status) and in the journal."""
     region = DATA
+    unit = unit_name(region.mountpoint, ".service", "pmemd-dax@")
     made = journey.run(f"umount {region.mountpoint}\nmkfs.xfs -f -q /dev/{device}\n"
                        f"mount -o dax=always,noatime /dev/{device} {region.mountpoint}\n"
                        f"pmemd verify-dax {region.name}\n", "hand-made-xfs")
@@ -197,7 +199,13 @@ def assert_hand_made_xfs_is_degraded(journey: Journey, device: str) -> None:
               "faults (fs_dax:dax_pmd_fault_done FALLBACK): the filesystem's allocation is not "
               "2 MiB aligned; make it with mkfs.xfs -d su=2m,sw=1 (as pmemd does)")
     assert made.status == 1 and reason in made.stderr, made
-    assert journey.check(f"ls -A {region.mountpoint}\n", "no-probe-left").stdout == ""
+    # The unit's own check, done: failed, with the same reason; no probe file left behind.
+    waited = journey.check(f"for i in $(seq 150); do [ \"$(systemctl show -P ActiveState "
+                           f"'{unit}')\" = failed ] && break; sleep 0.2; done\n"
+                           f"systemctl show -P ActiveState -P Result '{unit}'\n"
+                           f"ls -A {region.mountpoint}\n", "hand-made-unit").stdout
+    assert waited.split() == ["failed", "exit-code"], waited
+    assert reason in journey.journal("journal-dax-hand-made", "-b", "-u", unit)
     regions = journey.check("pmemctl regions --json\n", "regions-no-pmd").stdout
     listed = {r["Name"]: r for r in json.loads(regions)}
     assert listed[region.name]["State"] == "no-pmd", listed[region.name]
@@ -206,8 +214,9 @@ def assert_hand_made_xfs_is_degraded(journey: Journey, device: str) -> None:
     status = json.loads(journey.check("pmemctl status --json\n", "status-no-pmd").stdout)
     assert status["State"] == "degraded", status
     events = journal_events(journey, MessageId.PMD_FALLBACK, "events-pmd-fallback", "-b")
-    assert [(e["PMEMD_REGION"], e["PMEMD_MOUNTPOINT"], e["PMEMD_DEVICE"], e["PMEMD_REASON"])
-            for e in events] == [(region.name, region.mountpoint, f"/dev/{device}", reason)]
+    assert events and {(e["PMEMD_REGION"], e["PMEMD_MOUNTPOINT"], e["PMEMD_DEVICE"],
+                        e["PMEMD_REASON"]) for e in events} == {
+        (region.name, region.mountpoint, f"/dev/{device}", reason)}, events
 
 
 def assert_roundtrip(trip: Trip, region: RegionSpec, token: str) -> None:
