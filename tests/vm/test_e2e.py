@@ -209,6 +209,7 @@ def assert_hand_made_xfs_is_degraded(journey: Journey, device: str) -> None:
     regions = journey.check("pmemctl regions --json\n", "regions-no-pmd").stdout
     listed = {r["Name"]: r for r in json.loads(regions)}
     assert listed[region.name]["State"] == "no-pmd", listed[region.name]
+    assert listed[region.name]["Dax"] is True, listed[region.name]  # DAX, only slower
     assert reason in listed[region.name]["StateReason"], listed[region.name]
     assert listed[SCRATCH.name]["State"] == "ready", listed[SCRATCH.name]
     status = json.loads(journey.check("pmemctl status --json\n", "status-no-pmd").stdout)
