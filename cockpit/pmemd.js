@@ -304,7 +304,7 @@
     function renderRegionRow(p) {
         const actions = el("td", { class: "row-actions" });
         if (p.Mountpoint) {
-            const mounted = p.State === "ready" || p.State === "not-dax";
+            const mounted = p.State === "ready" || p.State === "not-dax" || p.State === "no-pmd";
             actions.append(mounted
                 ? adminButton("Unmount", () => act(`Unmounting ${p.Name}`, p.call("Unmount", [])),
                               { "aria-label": `Unmount ${p.Name}` })

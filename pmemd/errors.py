@@ -162,6 +162,10 @@ class NotDax(PmemdError):
     """A region's filesystem is not mounted with DAX."""
 
 
+class PmdFallback(NotDax):
+    """A region's DAX mount serves mappings with 4 KiB faults, not 2 MiB ones."""
+
+
 # --- services pmemd asks ------------------------------------------------------------------
 
 

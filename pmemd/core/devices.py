@@ -88,6 +88,7 @@ class DeviceState(StrEnum):
     MISSING = "missing"  # no device at the region's address
     MISMATCH = "mismatch"  # a device at the region's address, but of another size
     NOT_DAX = "not-dax"  # the device or its mount is not DAX
+    NO_PMD = "no-pmd"  # a DAX mount whose mappings fall back to 4 KiB faults (verify-dax)
     NOT_MOUNTED = "not-mounted"  # device ready, filesystem not mounted at its mountpoint
     UNKNOWN = "unknown"  # addresses unreadable (not root)
 

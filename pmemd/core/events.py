@@ -36,6 +36,7 @@ class MessageId(StrEnum):
     DAX_FAILED = "40a969e7bfd94bcc8566845ba81b63f4"
     NAMESPACE_CONFIGURED = "802e851c7ad1407f86ce097832363749"
     NAMESPACE_REFUSED = "4ff2d7dbe1244a18a29fb260f65fb779"
+    PMD_FALLBACK = "6df3d9ffdd9c4ec889a63aa733f25e2a"
 
 
 class Field(StrEnum):
@@ -158,3 +159,10 @@ def namespace_refused(*, region: str, namespace: str, mode: str, reason: str) ->
                  f"{reason}",
                  ((Field.REGION, region), (Field.NAMESPACE, namespace), (Field.MODE, mode),
                   (Field.REASON, reason)))
+
+
+def pmd_fallback(*, region: str, mountpoint: str, device: str, reason: str) -> Event:
+    return Event(MessageId.PMD_FALLBACK, Priority.ERR,
+                 f"region {region}: {mountpoint} is degraded: {reason}",
+                 ((Field.REGION, region), (Field.MOUNTPOINT, mountpoint),
+                  (Field.DEVICE, device), (Field.REASON, reason)))

@@ -12,6 +12,7 @@ from pmemd.core.devices import DeviceFacts
 from pmemd.core.e820 import MemoryMap
 from pmemd.core.history import BootHistory
 from pmemd.core.kernel import KernelInfo
+from pmemd.core.pmd import PmdCheck
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,4 @@ class MachineFacts:
     devices: DeviceFacts | None = None  # None: not read (device checks skipped)
     history: BootHistory | None = None  # None: not read (what make-filesystem did unknown)
     memory_block: int | None = None  # the memory hotplug block size; None: unknown
+    pmd_checks: tuple[PmdCheck, ...] = ()  # what verify-dax found about PMD faults this boot

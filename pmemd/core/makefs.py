@@ -42,6 +42,9 @@ XFS_STRIPE = "su=2m,sw=1"  # 2 MiB stripe unit: PMD-aligned extents for DAX
 XFS_SMALL = 1 << 30  # below this, xfs gets an explicit AG count (see mkfs_argv)
 XFS_SMALL_AG = 256 * MiB
 EXT4_BLOCK = "4096"  # DAX needs the page size; mkfs.ext4 picks 1 KiB on small devices
+# A 2 MiB RAID stride and stripe (512 blocks of 4 KiB): mballoc aligns large allocations to
+# the stripe, so a file's extents start on 2 MiB and DAX maps them with PMD faults
+EXT4_STRIPE = "stride=512,stripe_width=512"
 REFLINK_DAX_SINCE = (6, 0)  # older kernels: "DAX and reflink cannot be used together"
 BLKID_NOTHING = 2  # blkid -p exit status: no signature found
 BLKID_AMBIVALENT = 8  # several signatures: blkid will not say which is real
@@ -174,12 +177,13 @@ def reflink_with_dax(release: str | None) -> bool:
 
 def mkfs_argv(fs_type: FsType, device: str, *, size: int, kernel_release: str | None
               ) -> list[str]:
-    """mkfs for a DAX filesystem on ``device`` of ``size`` bytes: ext4 with 4 KiB blocks;
-    xfs with a 2 MiB stripe unit and, on kernels that cannot mix them, without reflink."""
+    """mkfs for a DAX filesystem on ``device`` of ``size`` bytes: ext4 with 4 KiB blocks and
+    a 2 MiB stripe; xfs with a 2 MiB stripe unit and, on kernels that cannot mix them,
+    without reflink. Both allocate large files in 2 MiB-aligned extents (PMD faults)."""
     if fs_type is FsType.EXT4:
         # -F: pmemd decided already (a regular file in tests is not refused either); one -F
         # still leaves mke2fs's own refusal of mounted devices in place.
-        return ["mkfs.ext4", "-F", "-q", "-b", EXT4_BLOCK, device]
+        return ["mkfs.ext4", "-F", "-q", "-b", EXT4_BLOCK, "-E", EXT4_STRIPE, device]
     data = XFS_STRIPE
     if size < XFS_SMALL:
         # With a stripe unit mkfs.xfs cuts a small device into AGs too small for the 64 MiB

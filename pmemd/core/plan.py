@@ -42,6 +42,7 @@ from pmemd.core.memmap import (
 from pmemd.core.model import Config, KaslrPolicy, Region
 from pmemd.core.modes import system_ram_problems
 from pmemd.core.placement import Placed, Placement, place_regions
+from pmemd.core.pmd import apply_pmd_check
 from pmemd.core.ranges import MemRange
 from pmemd.core.sizes import format_bytes, format_compared, render_size
 from pmemd.errors import Problem
@@ -250,8 +251,9 @@ def _device_statuses(regions: Sequence[PlacedRegion], facts: MachineFacts
     if facts.devices is None:
         return (), ()
     persistent = facts.memory.persistent if facts.memory.edited is not None else None
-    statuses = tuple(match_region(r.region, r.range, facts.devices, argument=r.argument,
-                                  on_cmdline=r.on_running_cmdline, persistent=persistent)
+    statuses = tuple(apply_pmd_check(match_region(
+        r.region, r.range, facts.devices, argument=r.argument,
+        on_cmdline=r.on_running_cmdline, persistent=persistent), facts.pmd_checks)
                      for r in regions)
     return statuses, devices_elsewhere(facts.devices, [r.range for r in regions])
 

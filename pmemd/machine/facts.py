@@ -15,6 +15,7 @@ from pmemd.core.devices import DeviceFacts
 from pmemd.core.facts import MachineFacts
 from pmemd.core.kernel import KernelInfo, newest, parse_kernel_config
 from pmemd.core.mounts import MountEntry, MountinfoError, parse_mountinfo
+from pmemd.core.pmd import PmdCheck, parse_check
 from pmemd.core.yamltree import MAX_CONFIG_BYTES
 from pmemd.errors import (
     FileMissing,
@@ -103,6 +104,7 @@ def read_facts(machine: Machine, *, devices: bool = False) -> MachineFacts:
         devices=read_device_facts(machine) if devices else None,
         history=read_history(machine) if devices else None,
         memory_block=read_memory_block(machine),
+        pmd_checks=read_pmd_checks(machine) if devices else (),
     )
 
 
@@ -114,3 +116,14 @@ def read_memory_block(machine: Machine) -> int | None:
         return int(text.strip(), 16) if text else None
     except ValueError:
         return None
+
+
+def read_pmd_checks(machine: Machine) -> tuple[PmdCheck, ...]:
+    """What verify-dax recorded about each region's PMD faults on this boot."""
+    try:
+        files = sorted(machine.pmd_checks.iterdir())
+    except OSError:  # none yet (no region verified), or not readable
+        return ()
+    found = (parse_check(machine.read_text(f) or "") for f in files
+             if not f.name.startswith("."))
+    return tuple(c for c in found if c is not None)

@@ -44,6 +44,9 @@ GRUB_DROPIN = "/etc/default/grub.d/pmemd.cfg"  # pmemd's own file on Debian/Ubun
 GRUB_TRIAL_DROPIN = "/etc/default/grub.d/pmemd-trial.cfg"
 GRUB_TRIAL_SCRIPT = "/etc/grub.d/42_pmemd_trial"  # writes the trial entry (the package's)
 DRACUT_DIR = "/usr/lib/dracut"  # present where dracut builds the initramfs
+# Where tracefs is mounted (the first one, where it can be mounted when it is not), then
+# its older place under debugfs.
+TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
 # What generated units name on the running system.
@@ -166,6 +169,20 @@ class Machine:
         """pmemd-generator's output, keyed by what it depends on (see
         pmemd.fastpath.generator_cache)."""
         return self.path(f"{STATE_DIR}/generator-cache")
+
+    @property
+    def pmd_checks(self) -> Path:
+        """What verify-dax found about each region's PMD faults on this boot, one file per
+        region (see pmemd.core.pmd)."""
+        return self.path(f"{RUNTIME_DIR}/pmd")
+
+    def pmd_check(self, region: str) -> Path:
+        return self.pmd_checks / region
+
+    @property
+    def tracefs_dirs(self) -> tuple[tuple[str, Path], ...]:
+        """Where tracefs may be mounted: (absolute path, path under the root)."""
+        return tuple((p, self.path(p)) for p in TRACEFS_DIRS)
 
     @property
     def runtime_reboot_required(self) -> Path:

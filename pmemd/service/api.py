@@ -108,7 +108,7 @@ REGION_PROPERTIES = {
     "Device": "s",
     "Mountpoint": "s",
     "FilesystemType": "s",
-    "State": "s",  # ready | missing | mismatch | not-dax | not-mounted | unknown
+    "State": "s",  # ready | missing | mismatch | not-dax | no-pmd | not-mounted | unknown
     "StateReason": "s",
     "Dax": "b",
     "Mode": "s",  # raw | fsdax | devdax | system-ram (the config's; State says if it is so)

@@ -143,7 +143,7 @@ class Operations:
         # Files whose change means the status must be read again (checked at every call).
         self._watched = tuple(str(p) for p in (
             self.config_file, machine.cmdline, machine.state_dir, machine.runtime_dir,
-            machine.sys_block, machine.mountinfo))
+            machine.pmd_checks, machine.sys_block, machine.mountinfo))
         self._stamp: tuple[FileStamp, ...] = ()
         self._plan_json: tuple[Status, str] | None = None  # GetPlan's answer for a status
         self._operation: str | None = None  # the change in progress, for Busy

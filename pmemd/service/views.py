@@ -112,7 +112,8 @@ def region_views(status: Status) -> dict[str, RegionView]:
         fs = region.filesystem
         device = found.get(region.name)
         dev = device.device if device is not None else None
-        ready = device is not None and device.state is DeviceState.READY
+        # a no-pmd mount is DAX, only slower
+        ready = device is not None and device.state in (DeviceState.READY, DeviceState.NO_PMD)
         views[region.name] = RegionView(
             Name=region.name,
             Size=placed.range.size,

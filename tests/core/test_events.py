@@ -22,6 +22,7 @@ from pmemd.core.events import (
     namespace_configured,
     namespace_refused,
     options_written,
+    pmd_fallback,
     reboot_refused,
     reboot_requested,
     trial_armed,
@@ -49,6 +50,7 @@ EXAMPLES: dict[MessageId, Event] = {e.message_id: e for e in (
     namespace_configured(region="data", namespace="namespace0.0", mode="fsdax", before="b",
                          after="a"),
     namespace_refused(region="data", namespace="namespace0.0", mode="fsdax", reason="r"),
+    pmd_fallback(region="data", mountpoint="/pmem", device="/dev/pmem0", reason="r"),
 )}
 
 

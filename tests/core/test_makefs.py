@@ -72,8 +72,10 @@ MiB = 1 << 20
 
 
 @pytest.mark.parametrize(("fs_type", "size", "release", "argv"), [
-    (FsType.EXT4, 4 * GiB, "6.1.0", ["mkfs.ext4", "-F", "-q", "-b", "4096", "/dev/pmem0"]),
-    (FsType.EXT4, 64 * MiB, "6.1.0", ["mkfs.ext4", "-F", "-q", "-b", "4096", "/dev/pmem0"]),
+    (FsType.EXT4, 4 * GiB, "6.1.0", ["mkfs.ext4", "-F", "-q", "-b", "4096", "-E",
+                                      "stride=512,stripe_width=512", "/dev/pmem0"]),
+    (FsType.EXT4, 64 * MiB, "6.1.0", ["mkfs.ext4", "-F", "-q", "-b", "4096", "-E",
+                                      "stride=512,stripe_width=512", "/dev/pmem0"]),
     (FsType.XFS, 4 * GiB, "6.1.0", ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1", "/dev/pmem0"]),
     (FsType.XFS, 4 * GiB, "5.14.0-427.el9.x86_64",
      ["mkfs.xfs", "-f", "-q", "-d", "su=2m,sw=1", "-m", "reflink=0", "/dev/pmem0"]),

@@ -49,6 +49,7 @@ from typing import Any
 import pytest
 
 from pmemd.core.events import MessageId
+from pmemd.core.pmd import PmdResult, parse_check
 from pmemd.core.units import link_name, unit_name
 from pmemd.machine.root import PMEM_LINK_DIR
 from tests.cockpit.browser import SCREENSHOTS, open_in_shell, start_browser, wait_for_regions
@@ -168,6 +169,57 @@ def plan_filesystems(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["region"]: f for f in snapshot["pmemd_plan_json"]["filesystems"]}
 
 
+def assert_pmd_faults(journey: Journey, regions: list[RegionSpec]) -> None:
+    """Every pmemd-made filesystem's DAX check (pmemd-dax@, after its mount) mapped a file
+    and saw the kernel serve it with 2 MiB faults (fs_dax:dax_pmd_fault_done NOPAGE), none
+    falling back to 4 KiB ones; it says so in the journal and records it for the status."""
+    said = journey.journal("journal-dax", "-b", "-u", "pmemd-dax@*")
+    for region in regions:
+        shown = journey.check(f"cat /run/pmemd/pmd/{region.name}\n", f"pmd-{region.name}")
+        check = parse_check(shown.stdout)
+        assert check is not None, shown
+        assert (check.result, check.pmd_faults, check.pte_faults) == (PmdResult.PMD, 2, 0), check
+        assert (f"{region.mountpoint}: mappings are served by 2 MiB faults "
+                "(2 fs_dax:dax_pmd_fault_done NOPAGE)") in said, said
+    assert "fell back" not in said and "not checked" not in said, said
+
+
+def assert_hand_made_xfs_is_degraded(journey: Journey, device: str) -> None:
+    """An xfs made by hand without pmemd's 2 MiB stripe unit (mkfs.xfs's defaults), mounted
+    with DAX where the data region's was: a DAX mount, but its mappings fall back to 4 KiB
+    faults. ``pmemd verify-dax`` fails with the reason, and so does the region's pmemd-dax@
+    unit (systemd starts it again when the mount appears, even by hand); the region is
+    degraded with the reason on D-Bus (pmemctl regions, status) and in the journal."""
+    region = DATA
+    unit = unit_name(region.mountpoint, ".service", "pmemd-dax@")
+    made = journey.run(f"umount {region.mountpoint}\nmkfs.xfs -f -q /dev/{device}\n"
+                       f"mount -o dax=always,noatime /dev/{device} {region.mountpoint}\n"
+                       f"pmemd verify-dax {region.name}\n", "hand-made-xfs")
+    reason = (f"{region.mountpoint}: a 2 MiB-aligned mapping of a file fell back to 4 KiB "
+              "faults (fs_dax:dax_pmd_fault_done FALLBACK): the filesystem's allocation is not "
+              "2 MiB aligned; make it with mkfs.xfs -d su=2m,sw=1 (as pmemd does)")
+    assert made.status == 1 and reason in made.stderr, made
+    # The unit's own check, done: failed, with the same reason; no probe file left behind.
+    waited = journey.check(f"for i in $(seq 150); do [ \"$(systemctl show -P ActiveState "
+                           f"'{unit}')\" = failed ] && break; sleep 0.2; done\n"
+                           f"systemctl show -P ActiveState -P Result '{unit}'\n"
+                           f"ls -A {region.mountpoint}\n", "hand-made-unit").stdout
+    assert sorted(waited.split()) == ["exit-code", "failed"], waited  # ls: nothing
+    assert reason in journey.journal("journal-dax-hand-made", "-b", "-u", unit)
+    regions = journey.check("pmemctl regions --json\n", "regions-no-pmd").stdout
+    listed = {r["Name"]: r for r in json.loads(regions)}
+    assert listed[region.name]["State"] == "no-pmd", listed[region.name]
+    assert listed[region.name]["Dax"] is True, listed[region.name]  # DAX, only slower
+    assert reason in listed[region.name]["StateReason"], listed[region.name]
+    assert listed[SCRATCH.name]["State"] == "ready", listed[SCRATCH.name]
+    status = json.loads(journey.check("pmemctl status --json\n", "status-no-pmd").stdout)
+    assert status["State"] == "degraded", status
+    events = journal_events(journey, MessageId.PMD_FALLBACK, "events-pmd-fallback", "-b")
+    assert events and {(e["PMEMD_REGION"], e["PMEMD_MOUNTPOINT"], e["PMEMD_DEVICE"],
+                        e["PMEMD_REASON"]) for e in events} == {
+        (region.name, region.mountpoint, f"/dev/{device}", reason)}, events
+
+
 def assert_roundtrip(trip: Trip, region: RegionSpec, token: str) -> None:
     done = trip.journey.roundtrip(region.mountpoint, token, f"roundtrip-{region.name}")
     assert done["read"] == token, done
@@ -226,6 +278,7 @@ def test_fresh_install_two_regions_through_grub_and_one_automatic_reboot(
     assert memmap_options(booted["cmdline"]) == [DATA.memmap, SCRATCH.memmap], booted["cmdline"]
     assert len(booted["devices"]) == 2, booted["devices"]
     devices = {r.name: assert_dax_mount(booted, r) for r in (DATA, SCRATCH)}
+    assert_pmd_faults(journey, [DATA, SCRATCH])
     for region in (DATA, SCRATCH):
         assert_roundtrip(trip, region, secrets.token_hex(16))
     status = booted["pmemctl_status_json"]
@@ -496,6 +549,10 @@ def test_a_boot_without_the_options_reaches_multi_user_and_is_reported_degraded(
     else:
         assert made["basis"] == "was-ram", made
     trip.seen.update(healed_basis=made["basis"])
+    # At the very end (it leaves the data region degraded): a filesystem made by hand.
+    started = time.monotonic()
+    assert_hand_made_xfs_is_degraded(journey, device)
+    vm_timing("a hand-made xfs: mkfs, mount, verify-dax, degraded", time.monotonic() - started)
     assert journey.guest.poweroff() == 0
     assert journey.guest.boots == BOOTS
     trip.done.add(4)

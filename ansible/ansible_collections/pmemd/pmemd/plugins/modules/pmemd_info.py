@@ -156,7 +156,7 @@ pmemd:
           description: C(ext4), C(xfs) or empty.
           type: str
         state:
-          description: C(ready), C(missing), C(mismatch), C(not-dax), C(not-mounted) or C(unknown).
+          description: C(ready), C(missing), C(mismatch), C(not-dax), C(no-pmd), C(not-mounted) or C(unknown).
           type: str
         state_reason:
           description: Why.
