@@ -26,7 +26,6 @@ from pmemd.boot.reboot import (
     request_reboot,
 )
 from pmemd.core.cmdline import Cmdline, CmdlineEdit, carries
-from pmemd.core.devices import DeviceState
 from pmemd.core.events import trial_armed, trial_committed, trial_failed
 from pmemd.core.model import RebootPolicy, TrialMode
 from pmemd.core.plan import ChangeAction, Plan, plan
@@ -44,6 +43,7 @@ from pmemd.core.trial import (
     mark_for,
     panic_problem,
     retried,
+    unverified_regions,
 )
 from pmemd.errors import BootConfigError, CommandError, Refused
 from pmemd.machine.atomic import Transaction
@@ -57,7 +57,6 @@ PANIC_SECONDS = 10  # a panicking trial boot resets after this long (panic=N)
 # dracut's own way out of a failed initramfs: no shell to wait in, reboot instead
 DRACUT_FALLBACK = ("rd.shell=0", "rd.emergency=reboot")
 
-TRIAL_PASSES = (DeviceState.READY, DeviceState.NO_PMD)  # a region's states that verify
 
 
 def trial_args(desired: Sequence[str], digest: str, *, dracut: bool = False
@@ -260,14 +259,7 @@ def verify_trial(machine: Machine, runner: Runner, *, config_path: Path | None =
                                     f"{state.trial.state.value})", state.trial)
     backend = detect(machine, config.boot.bootloader).require()
     result = plan(config, facts, owned=state.owned)
-    # every region must be seen ready: one whose device could not be read is not verified;
-    # a DAX mount whose mappings fall back to 4 KiB faults (no-pmd) works, only slower: the
-    # boot's options are not at fault, so it does not fail the trial (it stays degraded)
-    seen = {d.region: d for d in result.devices}
-    problems = [f"region {r.region.name!r}: " + (
-        seen[r.region.name].reason if r.region.name in seen else
-        "its device could not be read on this boot") for r in result.regions
-        if r.region.name not in seen or seen[r.region.name].state not in TRIAL_PASSES]
+    problems = unverified_regions([r.region.name for r in result.regions], result.devices)
     if desired_digest(result.desired_args) != step.trial.digest:
         problems.append("the config changed since the trial was armed")
     verdict = decide_verdict(step.trial, facts.cmdline, problems)

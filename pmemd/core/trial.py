@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from pmemd.core.cmdline import Cmdline, carries
+from pmemd.core.devices import DeviceState, RegionDevice
 from pmemd.core.model import TrialMode
 
 MARK = "pmemd.trial"
@@ -160,6 +161,21 @@ def decide_trial_boot(trial: Trial, *, boot_id: str | None, running: Cmdline) ->
                 f"the trial boot {trial.booted} ended before pmemd had verified it")))
         return BootStep(BootAction.VERIFY, trial)
     return BootStep(BootAction.NONE, trial)
+
+
+# A region's states that verify a trial boot: its device is there (and DAX-mounted). A DAX
+# mount whose mappings fall back to 4 KiB faults (no-pmd) works, only slower; the boot's
+# options are not at fault, so it does not fail the trial (the region stays degraded).
+TRIAL_PASSES = (DeviceState.READY, DeviceState.NO_PMD)
+
+
+def unverified_regions(names: Sequence[str], devices: Sequence[RegionDevice]) -> list[str]:
+    """Why each of the regions ``names`` does not verify a trial boot: every region must be
+    seen in a passing state; one whose device could not be read is not verified."""
+    seen = {d.region: d for d in devices}
+    return [f"region {name!r}: " + (seen[name].reason if name in seen else
+                                    "its device could not be read on this boot")
+            for name in names if name not in seen or seen[name].state not in TRIAL_PASSES]
 
 
 def decide_verdict(trial: Trial, running: Cmdline, problems: Sequence[str]) -> Trial:

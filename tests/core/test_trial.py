@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pmemd.core.cmdline import Cmdline, parse_cmdline
+from pmemd.core.devices import DeviceState, RegionDevice
 from pmemd.core.model import TrialMode
+from pmemd.core.ranges import MemRange
 from pmemd.core.trial import (
     ArmAction,
     BootAction,
@@ -23,6 +25,7 @@ from pmemd.core.trial import (
     mark_for,
     panic_problem,
     retried,
+    unverified_regions,
 )
 
 OPTIONS = ("memmap=4G!12G",)
@@ -163,3 +166,25 @@ def test_a_default_entry_that_says_panic_0_would_keep_a_panicking_trial_down(
     assert (found is not None) is problem
     if found is not None:
         assert "would halt instead of coming back" in found
+
+
+_RANGE = MemRange.sized(1 << 30, 512 << 20)
+
+
+@pytest.mark.parametrize(("states", "failing"), [
+    ({"a": DeviceState.READY, "b": DeviceState.READY}, []),
+    # a DAX mount that falls back to 4 KiB faults works, only slower: not the boot's fault
+    ({"a": DeviceState.READY, "b": DeviceState.NO_PMD}, []),
+    ({"a": DeviceState.READY, "b": DeviceState.MISSING}, ["b"]),
+    ({"a": DeviceState.NOT_DAX, "b": DeviceState.NOT_MOUNTED}, ["a", "b"]),
+    ({"a": DeviceState.MISMATCH, "b": DeviceState.UNKNOWN}, ["a", "b"]),
+    ({"a": DeviceState.READY}, ["b"]),  # b's device could not be read
+])
+def test_which_regions_fail_a_trial_boot(states: dict[str, DeviceState],
+                                         failing: list[str]) -> None:
+    devices = [RegionDevice(name, _RANGE, state, f"{name} is {state.value}")
+               for name, state in states.items()]
+    problems = unverified_regions(["a", "b"], devices)
+    assert [p.split("'")[1] for p in problems] == failing
+    if "b" in failing and "b" not in states:
+        assert problems[-1] == "region 'b': its device could not be read on this boot"
