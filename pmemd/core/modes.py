@@ -88,6 +88,16 @@ class HotplugShare:
         return max(last - first, 0)
 
 
+def given_back(placed: Sequence[tuple[Region, MemRange]], block: int | None) -> int:
+    """How much of the regions' memory system-ram hands back to the page allocator (0 when
+    the memory block size is unknown: nothing is counted that cannot be shown)."""
+    if block is None or block <= 0:
+        return 0
+    return sum(HotplugShare(region.name, rng, block).added for region, rng in placed
+               if region.mode is NamespaceMode.SYSTEM_RAM and not rng.start % block
+               and not rng.size % block)
+
+
 def system_ram_problems(config: Config, placed: Sequence[tuple[Region, MemRange]],
                         block: int | None) -> list[Problem]:
     """system-ram regions that do not lie on whole memory blocks of ``block`` bytes, or

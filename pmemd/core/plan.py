@@ -40,7 +40,7 @@ from pmemd.core.memmap import (
     reserved_ranges,
 )
 from pmemd.core.model import Config, KaslrPolicy, Region
-from pmemd.core.modes import system_ram_problems
+from pmemd.core.modes import given_back, system_ram_problems
 from pmemd.core.placement import Placed, Placement, place_regions
 from pmemd.core.pmd import apply_pmd_check
 from pmemd.core.ranges import MemRange
@@ -152,7 +152,7 @@ def plan(config: Config, facts: MachineFacts, *, owned: Iterable[str] = (),
         problems=tuple(problems),
         reboot_required=reboot_required,
         memory_total=usable,
-        memory_left=usable - sum(p.range.size for p in placed),
+        memory_left=usable - _taken(facts, placed),
         devices=devices,
         unmatched_devices=unmatched,
         filesystems=filesystems,
@@ -219,7 +219,7 @@ def _running_differs(config: Config, regions: Sequence[PlacedRegion], running: C
 
 def _memory_problems(config: Config, facts: MachineFacts, placed: Sequence[Placed]
                      ) -> list[Problem]:
-    reserved = sum(p.range.size for p in placed)
+    reserved = _taken(facts, placed)
     usable = facts.memory.usable_total
     left = usable - reserved
     if not config.regions or left >= config.memory.min_system_ram:
@@ -230,6 +230,13 @@ def _memory_problems(config: Config, facts: MachineFacts, placed: Sequence[Place
         f"the regions take {format_bytes(reserved)} of {format_bytes(usable)} usable "
         f"RAM, leaving {shown_left} to the system; memory.min-system-ram "
         f"asks for at least {shown_min}")]
+
+
+def _taken(facts: MachineFacts, placed: Sequence[Placed]) -> int:
+    """What the regions take from the system: their size, less what system-ram regions
+    hand back to the page allocator."""
+    return sum(p.range.size for p in placed) - given_back(
+        [(p.region, p.range) for p in placed], facts.memory_block)
 
 
 def _state(problems: Sequence[Problem], pending: bool, reboot_required: bool,

@@ -196,3 +196,33 @@ def test_each_mode_needs_its_kernel_options() -> None:
     assert "lacks CONFIG_FS_DAX_PMD (needs y): 2 MiB (PMD) faults on DAX files" in messages[0]
     assert "lacks CONFIG_NVDIMM_PFN" in messages[1]
     assert "lacks CONFIG_DEV_DAX_KMEM (needs y or m)" in messages[2]
+
+
+@pytest.mark.parametrize(("mode", "taken"), [
+    ("raw", 2 * G),
+    ("fsdax", 2 * G),
+    ("devdax", 2 * G),
+    ("system-ram", 128 * M),  # all but the first memory block comes back as RAM
+])
+def test_system_ram_regions_give_their_memory_back(mode: str, taken: int) -> None:
+    machine = facts("server-16g")
+    result = plan(config(f"""\
+        version: 1
+        regions:
+          - {{name: r, size: 2G, offset: 4G, mode: {mode}}}
+    """), machine)
+    assert result.memory_left == machine.memory.usable_total - taken
+
+
+def test_min_system_ram_counts_what_system_ram_gives_back() -> None:
+    machine = facts("server-16g")
+    usable = machine.memory.usable_total
+    text = """\
+        version: 1
+        memory: {{min-system-ram: {left}}}
+        regions:
+          - {{name: r, size: 2G, offset: 4G, mode: {mode}}}
+    """
+    left = f"{(usable - 2 * G) // M + 512}M"  # more than a 2G raw region leaves
+    assert plan(config(text.format(left=left, mode="raw")), machine).problems
+    assert not plan(config(text.format(left=left, mode="system-ram")), machine).problems
