@@ -16,7 +16,7 @@ from typing import TextIO
 
 from pmemd.cli.exits import PLAN_EXITS, Exit
 from pmemd.core.config import ParsedConfig
-from pmemd.core.model import DEFAULT_ALIGNMENT
+from pmemd.core.model import DEFAULT_ALIGNMENT, Config
 from pmemd.core.plan import PlanState
 from pmemd.core.report import dump_json, memmap_document, render_memmap_text, render_plan_text
 from pmemd.core.sizes import format_bytes, render_size
@@ -53,6 +53,23 @@ def _locked(machine: Machine, what: str) -> AbstractContextManager[None]:
         print(f"{what}: waiting for pmemd's lock ({holder})", file=sys.stderr, flush=True)
 
     return change_lock(machine, what, wait=LOCK_WAIT, waiting=waiting)
+
+
+def _region_config(args: argparse.Namespace) -> Config:
+    """The usable config, once region ``args.region`` is known to be in it without problems
+    (else the region's own problems, or that it is not there)."""
+    parsed = _config(args)
+    parsed.region(args.region)
+    assert parsed.usable is not None
+    return parsed.usable
+
+
+def _region_lock(args: argparse.Namespace, machine: Machine, verb: str
+                 ) -> AbstractContextManager[None]:
+    """pmemd's change lock for ``pmemd VERB REGION``; none for a dry run (it changes
+    nothing)."""
+    return contextlib.nullcontext() if args.dry_run else _locked(
+        machine, f"pmemd {verb} {args.region}")
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -299,13 +316,10 @@ def cmd_make_filesystem(args: argparse.Namespace) -> int:
     from pmemd.machine.runner import Runner
     from pmemd.storage.makefs import make_region_filesystem
 
-    parsed = _config(args)
-    parsed.region(args.region)  # the region's own problems, or that it is not there
-    assert parsed.usable is not None
+    config = _region_config(args)
     machine = machine_of(args)
-    with contextlib.nullcontext() if args.dry_run else _locked(
-            machine, f"pmemd make-filesystem {args.region}"):
-        outcome = make_region_filesystem(machine, parsed.usable, args.region,
+    with _region_lock(args, machine, "make-filesystem"):
+        outcome = make_region_filesystem(machine, config, args.region,
                                          Runner(dry_run=args.dry_run))
     if outcome.argv:
         print(("would run: " if args.dry_run else "ran: ") + " ".join(outcome.argv))
@@ -326,14 +340,10 @@ def cmd_set_mode(args: argparse.Namespace) -> int:
     from pmemd.machine.runner import Runner
     from pmemd.storage.namespace import set_region_mode
 
-    parsed = _config(args)
-    parsed.region(args.region)
-    assert parsed.usable is not None
+    config = _region_config(args)
     machine = machine_of(args)
-    with contextlib.nullcontext() if args.dry_run else _locked(
-            machine, f"pmemd set-mode {args.region}"):
-        outcome = set_region_mode(machine, parsed.usable, args.region,
-                                  Runner(dry_run=args.dry_run))
+    with _region_lock(args, machine, "set-mode"):
+        outcome = set_region_mode(machine, config, args.region, Runner(dry_run=args.dry_run))
     for argv in outcome.argvs:
         print(("would run: " if args.dry_run else "ran: ") + " ".join(argv))
     if not said_in_journal(outcome.journaled, sys.stdout):
@@ -345,10 +355,7 @@ def cmd_verify_dax(args: argparse.Namespace) -> int:
     """What pmemd-dax@….service runs after a region's mount: fails unless DAX is on."""
     from pmemd.storage.verify import verify_region
 
-    parsed = _config(args)
-    parsed.region(args.region)
-    assert parsed.usable is not None
-    print(verify_region(machine_of(args), parsed.usable, args.region).describe())
+    print(verify_region(machine_of(args), _region_config(args), args.region).describe())
     return Exit.OK
 
 
