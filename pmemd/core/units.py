@@ -54,6 +54,7 @@ MODE_TIMEOUT = "5min"  # set-mode: the namespace's wait, ndctl, daxctl onlining,
 COLDPLUG = "systemd-udev-trigger.service"
 LOCAL_FS = "local-fs.target"
 TRIAL_UNIT = "pmemd-trial.service"
+TRACEFS_UNIT = "sys-kernel-tracing.mount"  # systemd's tracefs mount
 DOCUMENTATION = "man:pmemd(8) man:pmemd.yaml(5)"
 UNIT_NAME_MAX = 255
 _UNESCAPED = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.")
@@ -326,7 +327,10 @@ class _Made:
                 ("Documentation", DOCUMENTATION),
                 ("DefaultDependencies", "no"),
                 ("BindsTo", names.mount),
+                # the 2 MiB-fault check reads a tracefs instance: after systemd mounts
+                # tracefs (ordering only; without that unit the check mounts it itself)
                 ("After", names.mount),
+                ("After", TRACEFS_UNIT),
                 ("Before", "shutdown.target"),
                 ("Conflicts", "shutdown.target"),
             ]),

@@ -100,7 +100,8 @@ def test_the_mount_requires_its_make_filesystem_unit_and_wants_its_dax_check() -
     assert names.mount in _values(makefs, "Before")[0].split()
     assert _values(makefs, "ExecStart") == [f"{PMEMD_BIN} make-filesystem data"]
     dax = files[names.dax]
-    assert _values(dax, "BindsTo") == [names.mount] and _values(dax, "After") == [names.mount]
+    assert _values(dax, "BindsTo") == [names.mount]
+    assert _values(dax, "After") == [names.mount, "sys-kernel-tracing.mount"]  # tracefs
     assert _values(dax, "ExecStart") == [f"{PMEMD_BIN} verify-dax data"]
 
 
