@@ -106,9 +106,19 @@ def check_unused(located: Located, mounts: Sequence[MountEntry], holders: Sequen
                            "(sysfs holders); pmemd never formats a device in use")
 
 
-def _holders(machine: Machine, name: str) -> list[str]:
-    directory = machine.sys_block / name / "holders"
-    return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+def check_device_unused(machine: Machine, located: Located) -> None:
+    """:func:`check_unused` with this machine's mounts and the device's sysfs holders."""
+    directory = machine.sys_block / located.device.name / "holders"
+    holders = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+    check_unused(located, read_mounts(machine), holders)
+
+
+def made_this_boot(machine: Machine, region: str, probe: Probe) -> bool:
+    """The device holds the filesystem make-filesystem made for ``region`` on this boot
+    (its UUID is the one recorded then)."""
+    record = machine.filesystems_made / region
+    return record.is_file() and (probe.fields.get("UUID") or "?") == (
+        machine.read_text(record) or "").strip()
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,7 @@ def _examine(machine: Machine, located: Located, runner: Runner
     if fs is None:
         raise NoFilesystem(name)
     size = check_device(located)
-    check_unused(located, read_mounts(machine), _holders(machine, located.device.name))
+    check_device_unused(machine, located)
     history = read_history(machine)
     warnings: tuple[str, ...] = ()
     if not runner.dry_run:
@@ -184,11 +194,8 @@ def _examine(machine: Machine, located: Located, runner: Runner
         except MachineError as err:
             warnings = (str(err),)
     probe = probe_device(runner, located.node, size)
-    record = machine.filesystems_made / name
-    made_this_boot = record.is_file() and (probe.fields.get("UUID") or "?") == (
-        machine.read_text(record) or "").strip()
-    return _Device(located, fs, size, probe, made_this_boot, history.current,
-                   prior_of(history, located.range)), warnings
+    return _Device(located, fs, size, probe, made_this_boot(machine, name, probe),
+                   history.current, prior_of(history, located.range)), warnings
 
 
 def make_region_filesystem(machine: Machine, config: Config, name: str,

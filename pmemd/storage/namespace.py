@@ -44,14 +44,14 @@ from pmemd.core.namespaces import (
 )
 from pmemd.core.ranges import MemRange
 from pmemd.errors import MachineError, NoDevice, Refused
-from pmemd.machine.facts import read_cmdline, read_mounts
+from pmemd.machine.facts import read_cmdline
 from pmemd.machine.history import read_history
 from pmemd.machine.journal import send_event
 from pmemd.machine.root import DEV_DIR, Machine
 from pmemd.machine.runner import Runner
 from pmemd.machine.sysfs import namespace_at, read_devices
 from pmemd.storage.locate import Located, place_region
-from pmemd.storage.makefs import check_unused, probe_device
+from pmemd.storage.makefs import check_device_unused, made_this_boot, probe_device
 
 WAIT_NAMESPACE = 90.0  # seconds for the region's namespace to appear (systemd's device wait)
 POLL = 0.5
@@ -137,14 +137,9 @@ def _check_block(machine: Machine, target: _Target, block: PmemDevice, runner: R
     """Refuse to rewrite the namespace under a device that is in use or holds a
     filesystem pmemd did not make."""
     located = Located(target.region, target.range, block, machine.dev_node(block.name))
-    holders_dir = machine.sys_block / block.name / "holders"
-    holders = sorted(p.name for p in holders_dir.iterdir()) if holders_dir.is_dir() else []
-    check_unused(located, read_mounts(machine), holders)
-    node = machine.dev_node(block.name)
-    probe = probe_device(runner, node, block.size)
-    record = machine.filesystems_made / target.region.name
-    made = record.is_file() and (probe.fields.get("UUID") or "?") == (
-        machine.read_text(record) or "").strip()
+    check_device_unused(machine, located)
+    probe = probe_device(runner, located.node, block.size)
+    made = made_this_boot(machine, target.region.name, probe)
     fs = target.region.filesystem
     reason = foreign_filesystem(f"{DEV_DIR}/{block.name}", probe, made_this_boot=made,
                                 prior=prior_of(read_history(machine), target.range),
