@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 
 from pmemd.core.devices import DeviceState, RegionDevice
+from pmemd.core.makefs import EXT4_BLOCK, EXT4_STRIPE, XFS_STRIPE
 
 PMD_SIZE = 2 << 20
 PMD_EVENT = "dax_pmd_fault_done"
@@ -109,9 +110,9 @@ def fallback_reason(mountpoint: str, fstype: str) -> str:
             f"aligned; make it with {how} (as pmemd does)")
 
 
-MAKE_ALIGNED = {
-    "ext4": "mkfs.ext4 -b 4096 -E stride=512,stripe_width=512",
-    "xfs": "mkfs.xfs -d su=2m,sw=1",
+MAKE_ALIGNED = {  # the geometry pmemd's own mkfs gives (pmemd.core.makefs.mkfs_argv)
+    "ext4": f"mkfs.ext4 -b {EXT4_BLOCK} -E {EXT4_STRIPE}",
+    "xfs": f"mkfs.xfs -d {XFS_STRIPE}",
 }
 
 
